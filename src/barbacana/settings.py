@@ -56,6 +56,8 @@ class TokenSettings(_Section):
     refresh_ttl: timedelta = timedelta(days=14)
     leeway: timedelta = timedelta(seconds=10)
     max_token_bytes: int = Field(8192, ge=512, le=65536)
+    #: Where clients obtain tokens (shown in OpenAPI and Swagger UI's Authorize).
+    token_url: str = "/token"
     #: Where a resource service fetches the issuer's keys (``None`` on the issuer itself).
     jwks_url: str | None = None
     #: An unknown ``kid`` triggers at most one JWKS fetch per this interval.

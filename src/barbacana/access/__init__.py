@@ -1,0 +1,36 @@
+"""Access control: principals, scopes, roles, ownership."""
+
+from ._principal import Principal, ensure_owner
+from ._require import (
+    API_KEY_HEADER,
+    Authenticator,
+    Require,
+    RequireRole,
+    api_key_scheme,
+    bearer_scheme,
+    require,
+    require_role,
+)
+from .errors import (
+    InsufficientScopeError,
+    MissingRoleError,
+    NotAuthenticatedError,
+    ResourceNotFoundError,
+)
+
+__all__ = [
+    "API_KEY_HEADER",
+    "Authenticator",
+    "InsufficientScopeError",
+    "MissingRoleError",
+    "NotAuthenticatedError",
+    "Principal",
+    "Require",
+    "RequireRole",
+    "ResourceNotFoundError",
+    "api_key_scheme",
+    "bearer_scheme",
+    "ensure_owner",
+    "require",
+    "require_role",
+]
