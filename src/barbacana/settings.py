@@ -23,6 +23,7 @@ from .errors import ConfigurationError
 
 __all__ = [
     "AccessSettings",
+    "ClientSettings",
     "CorsSettings",
     "DatabaseSettings",
     "IdentitySettings",
@@ -58,15 +59,55 @@ class TokenSettings(_Section):
     max_token_bytes: int = Field(8192, ge=512, le=65536)
     #: Where clients obtain tokens (shown in OpenAPI and Swagger UI's Authorize).
     token_url: str = "/token"
-    #: Where a resource service fetches the issuer's keys (``None`` on the issuer itself).
+    #: Base URL of the identity service, for a resource service (``None`` on the issuer).
+    identity_url: str | None = None
+    #: Where a resource service fetches the issuer's keys (default: under ``identity_url``).
     jwks_url: str | None = None
     #: An unknown ``kid`` triggers at most one JWKS fetch per this interval.
     jwks_min_refresh_interval: timedelta = timedelta(seconds=5)
     #: Cache of verified tokens; ``0`` turns it off.
     verified_cache_size: int = Field(4096, ge=0)
-    #: Where a resource service follows revocations (``None`` on the issuer itself).
+    #: Where a resource service follows revocations (default: under ``identity_url``).
     revocation_url: str | None = None
     revocation_poll_interval: timedelta = timedelta(seconds=1)
+
+    def endpoint(self, name: Literal["jwks", "revocations", "introspect", "token"]) -> str | None:
+        """The URL of an identity-service endpoint, from its own setting or ``identity_url``."""
+        explicit = {"jwks": self.jwks_url, "revocations": self.revocation_url}.get(name)
+        if explicit:
+            return explicit
+        if not self.identity_url:
+            return None
+        path = {
+            "jwks": "/.well-known/jwks.json",
+            "revocations": "/internal/revocations",
+            "introspect": "/introspect",
+            "token": "/token",
+        }[name]
+        return self.identity_url.rstrip("/") + path
+
+
+class ClientSettings(_Section):
+    """This service's own OAuth2 client credentials (for introspection and the feed)."""
+
+    id: str | None = None
+    secret: SecretStr | None = None
+    #: A file holding the secret (mode 0600), instead of ``secret``.
+    secret_file: Path | None = None
+
+    def resolved_secret(self) -> SecretStr | None:
+        """The secret, read from ``secret_file`` when set."""
+        if self.secret is not None:
+            return self.secret
+        if self.secret_file is None:
+            return None
+        try:
+            return SecretStr(self.secret_file.read_text().strip())
+        except OSError as exc:
+            raise ConfigurationError(
+                f"cannot read BARBACANA_CLIENT_SECRET_FILE ({exc.strerror}); "
+                "check the path and its permissions"
+            ) from None
 
 
 class KeySettings(_Section):
@@ -183,8 +224,11 @@ class Settings(BaseSettings):
     data_dir: Path = Path(".barbacana")
     debug: bool = False
     service_name: str = "barbacana"
+    #: The URL clients use to reach this service (for metadata and links).
+    public_url: str | None = None
     tokens: TokenSettings = TokenSettings()
     key: KeySettings = KeySettings()
+    client: ClientSettings = ClientSettings()
     identity: IdentitySettings = IdentitySettings()
     access: AccessSettings = AccessSettings()
     web: WebSettings = WebSettings()

@@ -1,6 +1,7 @@
 """Access control: principals, scopes, roles, ownership."""
 
-from ._principal import Principal, ensure_owner
+from ._principal import Principal, ensure_owner, principal_from_claims
+from ._remote import RemoteIdentity
 from ._require import (
     API_KEY_HEADER,
     Authenticator,
@@ -25,12 +26,14 @@ __all__ = [
     "MissingRoleError",
     "NotAuthenticatedError",
     "Principal",
+    "RemoteIdentity",
     "Require",
     "RequireRole",
     "ResourceNotFoundError",
     "api_key_scheme",
     "bearer_scheme",
     "ensure_owner",
+    "principal_from_claims",
     "require",
     "require_role",
 ]

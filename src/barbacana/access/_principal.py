@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from ..tokens import AccessClaims
 from .errors import ResourceNotFoundError
 
-__all__ = ["Principal", "ensure_owner"]
+__all__ = ["Principal", "ensure_owner", "principal_from_claims"]
 
 PrincipalKind = Literal["user", "client", "api_key"]
 
@@ -52,3 +53,20 @@ def ensure_owner(principal: Principal, owner: str, *, override_scope: str | None
     if override_scope is not None and override_scope in principal.scopes:
         return
     raise ResourceNotFoundError("No such resource")
+
+
+def principal_from_claims(claims: AccessClaims) -> Principal:
+    """The principal a verified access token stands for."""
+    is_client = not claims.roles and claims.sub == claims.client_id
+    username = claims.raw.get("preferred_username")
+    return Principal(
+        subject=claims.sub,
+        kind="client" if is_client else "user",
+        scopes=claims.scope,
+        roles=claims.roles,
+        client_id=claims.client_id,
+        credential_id=claims.jti,
+        session_id=claims.sid,
+        expires_at=claims.exp,
+        username=username if isinstance(username, str) else None,
+    )

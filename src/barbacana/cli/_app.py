@@ -1,0 +1,25 @@
+"""The ``barbacana`` typer app: one sub-app per command group."""
+
+from __future__ import annotations
+
+import typer
+
+from . import apikeys, db, keys, serve, up, users
+
+app = typer.Typer(
+    name="barbacana",
+    help="Defense in depth for Python microservices.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(up.app)
+app.add_typer(serve.app, name="serve", hidden=True)
+app.add_typer(users.app, name="users")
+app.add_typer(keys.app, name="keys")
+app.add_typer(apikeys.app, name="apikeys")
+app.add_typer(db.app, name="db")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

@@ -1,0 +1,153 @@
+"""``barbacana up``: the reference system on one machine."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+import httpx
+import typer
+
+from ..services._runtime import DataDir
+from ._admin import bootstrap
+from ._common import DataDirOption, console, fail, load_settings, run
+
+app = typer.Typer(help="Run the reference system.")
+
+
+@dataclass
+class _Child:
+    name: str
+    url: str
+    process: subprocess.Popen[bytes]
+
+
+def _environment(data_dir: Path, extra: dict[str, str]) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BARBACANA_") or k in (
+        "BARBACANA_DATABASE_URL", "BARBACANA_REDIS_URL", "BARBACANA_KEK", "BARBACANA_PROFILE",
+        "BARBACANA_IDENTITY_PASSWORD_PROFILE", "BARBACANA_CORS_ORIGINS",
+    )}
+    env["BARBACANA_DATA_DIR"] = str(data_dir)
+    env.update(extra)
+    return env
+
+
+def _wait_ready(child: _Child, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if child.process.poll() is not None:
+            fail(f"the {child.name} service exited during start-up (code {child.process.returncode})")
+        try:
+            response = httpx.get(f"{child.url}/ready", timeout=2.0, verify=False)  # noqa: S501 -- local readiness probe
+            if response.status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    fail(f"the {child.name} service did not become ready within {timeout:.0f} s")
+
+
+def _stop(children: list[_Child]) -> None:
+    for child in children:
+        if child.process.poll() is None:
+            child.process.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + 15
+    for child in children:
+        try:
+            child.process.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            child.process.kill()
+            child.process.wait()
+
+
+@app.command()
+def up(
+    data_dir: DataDirOption = None,
+    host: Annotated[str, typer.Option(help="Address the services listen on")] = "127.0.0.1",
+    base_port: Annotated[int, typer.Option("--base-port", help="auth on P, orders on P+1")] = 8000,
+    plain_http: Annotated[
+        bool, typer.Option("--plain-http", help="Serve plain HTTP (local experiments only)")
+    ] = False,
+) -> None:
+    """Start auth (P) and orders (P+1); Ctrl-C stops them cleanly."""
+    settings = load_settings(data_dir)
+    root = settings.data_dir.resolve()
+    scheme = "http"
+    auth_url = f"{scheme}://{host}:{base_port}"
+    orders_url = f"{scheme}://{host}:{base_port + 1}"
+    console.print(f"[bold]Barbacana[/] data directory: {root}")
+    shown = run(bootstrap(settings.model_copy(update={"data_dir": root})))
+    data = DataDir(root)
+    common = {
+        "BARBACANA_TOKENS_ISSUER": auth_url,
+        "BARBACANA_CORS_ORIGINS": os.environ.get("BARBACANA_CORS_ORIGINS")
+        or f'["{auth_url}", "{orders_url}"]',
+    }
+    specs: list[tuple[str, str, int, dict[str, str]]] = [
+        ("auth", auth_url, base_port, {"BARBACANA_PUBLIC_URL": auth_url}),
+        (
+            "orders",
+            orders_url,
+            base_port + 1,
+            {
+                "BARBACANA_PUBLIC_URL": orders_url,
+                "BARBACANA_TOKENS_IDENTITY_URL": auth_url,
+                "BARBACANA_CLIENT_ID": "orders",
+                "BARBACANA_CLIENT_SECRET_FILE": str(data.client_secret("orders")),
+            },
+        ),
+    ]
+    children: list[_Child] = []
+    stopping = False
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        for name, url, port, extra in specs:
+            command = [sys.executable, "-m", "barbacana.cli", "serve", name, "--host", host,
+                       "--port", str(port), "--data-dir", str(root)]
+            env = _environment(root, {**common, **extra})
+            process = subprocess.Popen(command, env=env)  # noqa: S603 -- our own interpreter and module
+            children.append(_Child(name, url, process))
+            _wait_ready(children[-1])
+        _banner(children, shown, settings.identity.admin_username)
+        while not stopping:
+            for child in children:
+                if child.process.poll() is not None:
+                    console.print(f"[red]{child.name} exited (code {child.process.returncode}); stopping[/]")
+                    stopping = True
+            time.sleep(0.2)
+    finally:
+        console.print("stopping…")
+        _stop(children)
+    console.print("stopped.")
+
+
+def _banner(children: list[_Child], shown: dict[str, str], admin: str) -> None:
+    for child in children:
+        console.print(f"  [green]{child.name:<7}[/] {child.url}   docs: {child.url}/docs")
+    if "admin_password" in shown:
+        console.print(
+            f"\n  First run: account [bold]{admin}[/] with password "
+            f"[bold yellow]{shown['admin_password']}[/] (shown only once)."
+        )
+    auth = children[0].url
+    orders = children[1].url if len(children) > 1 else auth
+    console.print(
+        "\n  Try it:\n"
+        f"    TOKEN=$(curl -s -d grant_type=password -d username={admin} "
+        f"--data-urlencode password=PASSWORD {auth}/token | python3 -c "
+        "'import json,sys;print(json.load(sys.stdin)[\"access_token\"])')\n"
+        f"    curl -s -H \"Authorization: Bearer $TOKEN\" {orders}/orders\n"
+        "\n  Press Ctrl-C to stop."
+    )

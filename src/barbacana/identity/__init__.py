@@ -1,0 +1,48 @@
+"""Identity: users, Argon2id passwords, OAuth2 grants, refresh families, API keys."""
+
+from ._clients import ApiKey, ApiKeyStore, ClientStore, ServiceClient
+from ._keys import KeySealer, KeyStore
+from ._passwords import PROFILES, Passwords
+from ._refresh import Family, RefreshStore
+from ._revocations import Revocation, RevocationLog
+from ._service import Identity, TokenResponse
+from ._users import User, UserStore
+from .errors import (
+    ApiKeyInvalidError,
+    InvalidClientError,
+    InvalidGrantError,
+    InvalidRequestError,
+    InvalidScopeError,
+    OAuthError,
+    UnsupportedGrantTypeError,
+    UserExistsError,
+    UserNotFoundError,
+)
+
+__all__ = [
+    "PROFILES",
+    "ApiKey",
+    "ApiKeyInvalidError",
+    "ApiKeyStore",
+    "ClientStore",
+    "Family",
+    "Identity",
+    "InvalidClientError",
+    "InvalidGrantError",
+    "InvalidRequestError",
+    "InvalidScopeError",
+    "KeySealer",
+    "KeyStore",
+    "OAuthError",
+    "Passwords",
+    "RefreshStore",
+    "Revocation",
+    "RevocationLog",
+    "ServiceClient",
+    "TokenResponse",
+    "UnsupportedGrantTypeError",
+    "User",
+    "UserExistsError",
+    "UserNotFoundError",
+    "UserStore",
+]

@@ -1,0 +1,138 @@
+"""Signing keys at rest: private halves sealed under a key-encryption key.
+
+The database holds only sealed PKCS#8 blobs; the key-encryption key (KEK)
+comes from a secret source (a file in the data directory by default, Vault or
+AWS in production), never from the database itself. Each blob is bound to its
+``kid`` as associated data, so a blob moved to another row does not open.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Protocol
+
+from sqlalchemy import insert, select, update
+
+from .._clock import Clock, system_clock
+from ..storage import Database
+from ..tokens import SigningKey, rotate
+from ._tables import signing_keys
+
+__all__ = ["KeySealer", "KeyStore"]
+
+
+class KeySealer(Protocol):
+    """Seals and opens private keys (AES-256-GCM envelope under the KEK)."""
+
+    def seal(self, plaintext: bytes, *, aad: bytes) -> bytes: ...
+
+    def open(self, blob: bytes, *, aad: bytes) -> bytes: ...
+
+
+class KeyStore:
+    """The identity service's signing keys, persisted and rotated."""
+
+    def __init__(self, db: Database, sealer: KeySealer, clock: Clock = system_clock) -> None:
+        self._db = db
+        self._sealer = sealer
+        self._clock = clock
+
+    def __repr__(self) -> str:
+        return "KeyStore()"
+
+    async def load(self) -> list[SigningKey]:
+        """Every key that is not retired, with its private half opened."""
+        async with self._db.connect() as conn:
+            rows = (
+                await conn.execute(
+                    select(signing_keys)
+                    .where(signing_keys.c.state != "retired")
+                    .order_by(signing_keys.c.created_at)
+                )
+            ).all()
+        return [self._open(row) for row in rows]
+
+    async def all(self) -> list[dict[str, object]]:
+        """Public metadata of every key, retired included (for ``keys list``)."""
+        async with self._db.connect() as conn:
+            rows = (
+                await conn.execute(select(signing_keys).order_by(signing_keys.c.created_at))
+            ).all()
+        return [
+            {
+                "kid": row.kid,
+                "alg": row.alg,
+                "state": row.state,
+                "created_at": row.created_at,
+                "activated_at": row.activated_at,
+                "retire_at": row.retire_at,
+            }
+            for row in rows
+        ]
+
+    def _open(self, row: object) -> SigningKey:
+        m = row._mapping  # type: ignore[attr-defined]
+        der = self._sealer.open(m["sealed_private_key"], aad=m["kid"].encode())
+        return SigningKey.from_private_pkcs8(
+            der,
+            alg=m["alg"],
+            state=m["state"],
+            created_at=m["created_at"],
+            activated_at=m["activated_at"],
+            retire_at=m["retire_at"],
+            kid=m["kid"],
+        )
+
+    async def _save(self, conn: object, keys: Iterable[SigningKey], known: set[str]) -> None:
+        for key in keys:
+            if key.kid in known:
+                await conn.execute(  # type: ignore[attr-defined]
+                    update(signing_keys)
+                    .where(signing_keys.c.kid == key.kid)
+                    .values(state=key.state, activated_at=key.activated_at, retire_at=key.retire_at)
+                )
+            else:
+                await conn.execute(  # type: ignore[attr-defined]
+                    insert(signing_keys).values(
+                        kid=key.kid,
+                        alg=key.alg,
+                        state=key.state,
+                        sealed_private_key=self._sealer.seal(key.private_pkcs8(), aad=key.kid.encode()),
+                        public_jwk=key.public_jwk(),
+                        created_at=key.created_at,
+                        activated_at=key.activated_at,
+                        retire_at=key.retire_at,
+                    )
+                )
+
+    async def rotate(
+        self, *, alg: str, retire_after: float, ed25519_alg_name: str = "Ed25519"
+    ) -> list[SigningKey]:
+        """One lifecycle step (next → active → retiring → retired), persisted atomically."""
+        async with self._db.begin() as conn:
+            if self._db.dialect == "postgresql":
+                await conn.execute(select(signing_keys.c.kid).with_for_update())
+            rows = (await conn.execute(select(signing_keys).where(signing_keys.c.state != "retired"))).all()
+            current = [self._open(row) for row in rows]
+            updated = rotate(
+                current,
+                now=self._clock(),
+                alg=alg,
+                retire_after=retire_after,
+                ed25519_alg_name=ed25519_alg_name,  # type: ignore[arg-type]
+            )
+            await self._save(conn, updated, {key.kid for key in current})
+        return [key for key in updated if key.state != "retired"]
+
+    async def ensure_active(
+        self, *, alg: str, retire_after: float, ed25519_alg_name: str = "Ed25519"
+    ) -> list[SigningKey]:
+        """The current keys, creating and activating a first key on a fresh database."""
+        keys = await self.load()
+        for _ in range(2):
+            if any(key.state == "active" for key in keys):
+                break
+            keys = await self.rotate(
+                alg=alg, retire_after=retire_after, ed25519_alg_name=ed25519_alg_name
+            )
+        return keys

@@ -1,0 +1,465 @@
+"""The identity service's logic: OAuth2 grants, revocation, introspection.
+
+HTTP lives in ``barbacana.services.auth``; this module knows nothing of it, so
+the CLI and tests drive the same code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from pathlib import Path
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import structlog
+
+from .._clock import Clock, system_clock
+from ..access import Principal, principal_from_claims
+from ..errors import BarbacanaError, TokenError
+from ..settings import Settings
+from ..storage import Database
+from ..tokens import AccessClaims, KeyRing, RevocationState, TokenIssuer, TokenVerifier
+from ._clients import ApiKeyStore, ClientStore
+from ._keys import KeySealer, KeyStore
+from ._passwords import Passwords
+from ._refresh import RefreshStore
+from ._revocations import RevocationLog
+from ._users import User, UserStore
+from .errors import ApiKeyInvalidError, InvalidGrantError, InvalidScopeError
+
+__all__ = ["AuditRecorder", "Identity", "LoginGuard", "TokenResponse"]
+
+_log = structlog.get_logger("barbacana.identity")
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+class AuditRecorder(Protocol):
+    """What the identity service needs from the audit trail."""
+
+    async def __call__(
+        self,
+        action: str,
+        *,
+        actor: dict[str, Any],
+        outcome: str,
+        resource: str | None = None,
+        reason: str | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> None: ...
+
+
+class LoginGuard(Protocol):
+    """Brute-force protection (see ``barbacana.ratelimit``)."""
+
+    async def check(self, account: str, address: str) -> Any: ...
+
+    async def failure(self, account: str, address: str) -> Any: ...
+
+    async def success(self, account: str, address: str) -> Any: ...
+
+
+async def _no_audit(action: str, **_: Any) -> None:
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class TokenResponse:
+    """RFC 6749 §5.1 token response."""
+
+    access_token: str
+    expires_in: int
+    scope: str
+    refresh_token: str | None = None
+    token_type: str = "Bearer"
+
+
+class Identity:
+    """Users, clients, keys and tokens of one identity service instance.
+
+    Args:
+        settings: The service settings.
+        db: The identity database.
+        sealer: Seals signing keys at rest under the key-encryption key.
+        clock: Time source.
+        audit: Records security events (``None``: not recorded).
+        guard: Brute-force protection on the password grant.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        db: Database,
+        sealer: KeySealer,
+        *,
+        clock: Clock = system_clock,
+        audit: AuditRecorder | None = None,
+        guard: LoginGuard | None = None,
+    ) -> None:
+        self.settings = settings
+        self.db = db
+        self.clock = clock
+        self._audit: AuditRecorder = audit or _no_audit  # type: ignore[assignment]
+        self.guard = guard
+        tokens = settings.tokens
+        self.passwords = Passwords(settings.identity.password_profile)
+        self.revocations = RevocationLog(db, clock)
+        self.users = UserStore(db, self.passwords, self.revocations, clock)
+        self.clients = ClientStore(db, clock)
+        self.api_keys = ApiKeyStore(db, self.revocations, clock)
+        self.refresh = RefreshStore(db, self.revocations, tokens.refresh_ttl.total_seconds(), clock)
+        self.keys = KeyStore(db, sealer, clock)
+        self.ring = KeyRing()
+        self.revocation_state = RevocationState(clock=clock)
+        self.issuer = TokenIssuer(
+            self.ring,
+            issuer=tokens.issuer,
+            audience=tokens.audience,
+            access_ttl=tokens.access_ttl.total_seconds(),
+            clock=clock,
+        )
+        self.verifier = TokenVerifier(
+            self.ring,
+            issuer=tokens.issuer,
+            audience=tokens.audience,
+            algorithms=["Ed25519", "EdDSA", "ES256", "RS256"],
+            leeway=tokens.leeway.total_seconds(),
+            max_token_bytes=tokens.max_token_bytes,
+            clock=clock,
+            revocation=self.revocation_state,
+            cache_size=tokens.verified_cache_size,
+        )
+        self._cursor = 0
+        self._revoked_api_keys: set[str] = set()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def __repr__(self) -> str:
+        return "Identity()"
+
+    # -- lifecycle -------------------------------------------------------
+
+    @property
+    def retire_after(self) -> float:
+        """How long a retiring key keeps verifying: the longest token lifetime plus leeway."""
+        tokens = self.settings.tokens
+        return (tokens.access_ttl + tokens.leeway).total_seconds()
+
+    async def migrate(self) -> None:
+        """Bring the identity schema up to date."""
+        await self.db.migrate(MIGRATIONS, "alembic_version_identity")
+
+    async def start(self, *, background: bool = True) -> None:
+        """Load keys (creating the first one on a fresh database) and revocations."""
+        keys = await self.keys.ensure_active(
+            alg=self.settings.tokens.algorithm,
+            retire_after=self.retire_after,
+            ed25519_alg_name=self.settings.tokens.ed25519_alg_name,
+        )
+        self.ring.replace(keys)
+        await self.sync_revocations()
+        if background:
+            self._tasks.append(asyncio.create_task(self._follow(), name="identity-follow"))
+
+    async def stop(self) -> None:
+        """Stop background work."""
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+
+    async def reload_keys(self) -> None:
+        """Reload the ring from the database (another instance may have rotated)."""
+        self.ring.replace(await self.keys.load())
+
+    async def rotate_keys(self, actor: dict[str, Any] | None = None) -> list[dict[str, object]]:
+        """One rotation step, then the new ring is used at once."""
+        keys = await self.keys.rotate(
+            alg=self.settings.tokens.algorithm,
+            retire_after=self.retire_after,
+            ed25519_alg_name=self.settings.tokens.ed25519_alg_name,
+        )
+        self.ring.replace(keys)
+        await self._audit(
+            "key.rotated",
+            actor=actor or {"type": "system"},
+            outcome="success",
+            details={"states": {key.kid: key.state for key in keys}},
+        )
+        return await self.keys.all()
+
+    async def sync_revocations(self) -> None:
+        """Apply revocation events written since the last call (by any instance)."""
+        while True:
+            cursor, events = await self.revocations.since(self._cursor)
+            for event in events:
+                self._apply(event.kind, event.value, event.until, event.before)
+            self._cursor = cursor
+            if len(events) < 1000:
+                return
+
+    def _apply(self, kind: str, value: str, until: float | None, before: float | None) -> None:
+        if kind == "jti":
+            self.revocation_state.revoke_jti(value, until)
+        elif kind == "sid":
+            self.revocation_state.revoke_sid(value, until)
+        elif kind == "sub" and before is not None:
+            self.revocation_state.revoke_subject(value, before)
+        elif kind == "apikey":
+            self._revoked_api_keys.add(value)
+
+    async def _follow(self) -> None:
+        interval = self.settings.tokens.revocation_poll_interval.total_seconds()
+        ticks = 0
+        while True:
+            await asyncio.sleep(interval)
+            ticks += 1
+            try:
+                await self.sync_revocations()
+                if ticks % 5 == 0:
+                    await self.reload_keys()
+                    self.revocation_state.prune()
+            except BarbacanaError as exc:
+                _log.warning("revocation_sync_failed", error=exc.code)
+
+    # -- scopes ------------------------------------------------------------
+
+    def _narrow(self, requested: str | None, allowed: frozenset[str]) -> list[str]:
+        """The scopes to grant: all allowed ones, or the requested subset.
+
+        Raises:
+            InvalidScopeError: A requested scope is unknown or not held (never granted).
+        """
+        if requested is None or not requested.strip():
+            return sorted(allowed)
+        wanted = requested.split()
+        refused = [scope for scope in wanted if scope not in allowed]
+        if refused:
+            raise InvalidScopeError(f"scope not available: {' '.join(refused)}")
+        return sorted(set(wanted))
+
+    # -- grants ------------------------------------------------------------
+
+    async def password_grant(
+        self,
+        username: str,
+        password: str,
+        *,
+        scope: str | None,
+        client_id: str,
+        address: str,
+    ) -> TokenResponse:
+        """RFC 6749 §4.3. One answer for unknown user, wrong password or disabled account.
+
+        Raises:
+            InvalidGrantError: The credentials do not authenticate an enabled user.
+            InvalidScopeError: A requested scope is not held.
+            RateLimitError: Too many failures for the account or address.
+        """
+        account = username.strip().lower()[:64]
+        actor = {"type": "user", "username": account, "address": address}
+        if self.guard is not None:
+            await self.guard.check(account, address)
+        found = await self.users.find(account) if 0 < len(password) <= 1024 else None
+        ok, new_hash = await self.passwords.verify(password[:1024], found[1] if found else None)
+        user = found[0] if found else None
+        if not ok or user is None or user.disabled:
+            if self.guard is not None:
+                await self.guard.failure(account, address)
+            await self._audit("auth.login.failed", actor=actor, outcome="failure", reason="invalid_credentials")
+            raise InvalidGrantError("invalid username or password")
+        if new_hash is not None:
+            await self.users.rehash(user.id, new_hash)
+        if self.guard is not None:
+            await self.guard.success(account, address)
+        allowed = self.settings.access.scopes_for(list(user.roles))
+        granted = self._narrow(scope, allowed)
+        family, refresh_token = await self.refresh.start(user.id, client_id, granted)
+        response = self._issue(user, granted, client_id, family.id, refresh_token)
+        await self._audit(
+            "auth.login.succeeded",
+            actor={"type": "user", "id": user.id, "username": user.username, "address": address},
+            outcome="success",
+            details={"client_id": client_id, "scope": " ".join(granted)},
+        )
+        return response
+
+    def _issue(
+        self, user: User, scope: list[str], client_id: str, sid: str | None, refresh: str | None
+    ) -> TokenResponse:
+        issued = self.issuer.issue_access(
+            user.id,
+            scope=scope,
+            roles=list(user.roles),
+            client_id=client_id,
+            sid=sid,
+            extra={"preferred_username": user.username},
+        )
+        return TokenResponse(
+            access_token=issued.token,
+            expires_in=int(issued.expires_in),
+            scope=" ".join(scope),
+            refresh_token=refresh,
+        )
+
+    async def refresh_grant(self, refresh_token: str, *, scope: str | None, address: str) -> TokenResponse:
+        """RFC 6749 §6, with rotation and reuse detection (RFC 9700 §4.14.2).
+
+        Raises:
+            InvalidGrantError: Unknown, expired, revoked or reused token.
+            InvalidScopeError: The requested scope is wider than the original.
+        """
+        if not refresh_token or len(refresh_token) > 256:
+            raise InvalidGrantError("invalid refresh token")
+        outcome = await self.refresh.use(refresh_token)
+        if outcome.status == "reused" and outcome.family is not None:
+            self.revocation_state.revoke_sid(outcome.family.id, outcome.family.expires_at)
+            await self._audit(
+                "auth.refresh.reused",
+                actor={"type": "user", "id": outcome.family.user_id, "address": address},
+                outcome="failure",
+                reason="refresh_token_reuse",
+                details={"family": outcome.family.id[:8]},
+            )
+            raise InvalidGrantError("invalid refresh token")
+        if outcome.status != "ok" or outcome.family is None or outcome.token is None:
+            raise InvalidGrantError("invalid refresh token")
+        family = outcome.family
+        user = await self.users.get(family.user_id)
+        if user.disabled:
+            raise InvalidGrantError("invalid refresh token")
+        # Never wider than the original grant, nor than the user's current roles.
+        allowed = frozenset(family.scope) & self.settings.access.scopes_for(list(user.roles))
+        granted = self._narrow(scope, allowed)
+        return self._issue(user, granted, family.client_id, family.id, outcome.token)
+
+    async def client_credentials_grant(
+        self, client_id: str, secret: str, *, scope: str | None
+    ) -> TokenResponse:
+        """RFC 6749 §4.4 for service clients; no refresh token.
+
+        Raises:
+            InvalidClientError: Client authentication failed.
+            InvalidScopeError: A requested scope is not the client's.
+        """
+        client = await self.clients.authenticate(client_id, secret)
+        granted = self._narrow(scope, frozenset(client.scopes))
+        issued = self.issuer.issue_access(
+            client.client_id, scope=granted, roles=[], client_id=client.client_id
+        )
+        return TokenResponse(
+            access_token=issued.token, expires_in=int(issued.expires_in), scope=" ".join(granted)
+        )
+
+    # -- verification ------------------------------------------------------
+
+    async def verify_access(self, token: str) -> Principal:
+        """The principal of a valid access token (used by this service's own routes)."""
+        claims = self.verifier.verify(token)
+        return principal_from_claims(claims)
+
+    async def verify_api_key(self, key: str) -> Principal:
+        """The principal of a valid API key: its owner, with the key's scopes."""
+        record = await self.api_keys.verify(key)
+        owner = await self.users.get(record.owner_id)
+        if owner.disabled:
+            raise ApiKeyInvalidError("invalid API key")
+        scopes = frozenset(record.scopes) & self.settings.access.scopes_for(list(owner.roles))
+        return Principal(
+            subject=owner.id,
+            kind="api_key",
+            scopes=scopes,
+            roles=owner.roles,
+            credential_id=record.id,
+            username=owner.username,
+        )
+
+    # -- revocation, logout, introspection ---------------------------------
+
+    async def revoke(self, token: str, hint: str | None) -> None:
+        """RFC 7009: revoke an access or refresh token; unknown tokens are fine.
+
+        A refresh token revokes its whole family (and the access tokens minted
+        from it); an access token is revoked by its ``jti``.
+        """
+        if not token or len(token) > self.settings.tokens.max_token_bytes:
+            return
+        order = ("access_token", "refresh_token") if hint == "access_token" else ("refresh_token", "access_token")
+        for kind in order:
+            if kind == "refresh_token":
+                family_id = await self.refresh.family_of(token)
+                if family_id is not None:
+                    await self.refresh.revoke_family(family_id, "revoked")
+                    self.revocation_state.revoke_sid(family_id, None)
+                    await self._audit("auth.token.revoked", actor={"type": "client"}, outcome="success", details={"kind": "refresh_token"})
+                    return
+            else:
+                try:
+                    claims = self.verifier.verify(token)
+                except TokenError:
+                    continue
+                await self._revoke_access(claims)
+                await self._audit("auth.token.revoked", actor={"type": "user", "id": claims.sub}, outcome="success", details={"kind": "access_token"})
+                return
+
+    async def _revoke_access(self, claims: AccessClaims) -> None:
+        async with self.db.begin() as conn:
+            await self.revocations.token(conn, claims.jti, until=claims.exp)
+        self.revocation_state.revoke_jti(claims.jti, claims.exp)
+
+    async def logout(self, principal: Principal) -> None:
+        """End the access token and its refresh family."""
+        if principal.credential_id and principal.expires_at is not None:
+            async with self.db.begin() as conn:
+                await self.revocations.token(conn, principal.credential_id, until=principal.expires_at)
+            self.revocation_state.revoke_jti(principal.credential_id, principal.expires_at)
+        if principal.session_id:
+            await self.refresh.revoke_family(principal.session_id, "logout")
+            self.revocation_state.revoke_sid(principal.session_id, None)
+        await self._audit(
+            "auth.logout",
+            actor={"type": principal.kind, "id": principal.subject},
+            outcome="success",
+        )
+
+    async def introspect(self, token: str) -> dict[str, Any]:
+        """RFC 7662 §2.2: the claims of an active token, else only ``active: false``."""
+        if not token or len(token) > self.settings.tokens.max_token_bytes:
+            return {"active": False}
+        if token.startswith("brb_"):
+            try:
+                principal = await self.verify_api_key(token)
+            except BarbacanaError:
+                return {"active": False}
+            return {
+                "active": True,
+                "token_type": "api_key",
+                "sub": principal.subject,
+                "username": principal.username,
+                "scope": " ".join(sorted(principal.scopes)),
+                "roles": list(principal.roles),
+                "key_id": principal.credential_id,
+            }
+        try:
+            claims = self.verifier.verify(token)
+        except TokenError:
+            return {"active": False}
+        return {
+            "active": True,
+            "token_type": "access_token",
+            "scope": " ".join(sorted(claims.scope)),
+            "client_id": claims.client_id,
+            "username": claims.raw.get("preferred_username"),
+            "sub": claims.sub,
+            "aud": list(claims.aud),
+            "iss": claims.iss,
+            "exp": int(claims.exp),
+            "iat": int(claims.iat),
+            "jti": claims.jti,
+            "roles": list(claims.roles),
+        }
+
+    def revoked_api_key(self, key_id: str) -> bool:
+        """True once an API key's revocation reached this instance."""
+        return key_id in self._revoked_api_keys

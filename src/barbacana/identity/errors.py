@@ -1,0 +1,97 @@
+"""Identity errors; OAuth2 ones also carry RFC 6749 §5.2 ``error`` members."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from ..errors import IdentityError
+
+__all__ = [
+    "ApiKeyInvalidError",
+    "IdentityError",
+    "InvalidClientError",
+    "InvalidGrantError",
+    "InvalidRequestError",
+    "InvalidScopeError",
+    "OAuthError",
+    "UnsupportedGrantTypeError",
+    "UserExistsError",
+    "UserNotFoundError",
+]
+
+
+class OAuthError(IdentityError):
+    """An RFC 6749 error: the problem body also has ``error`` and ``error_description``."""
+
+    oauth_error: ClassVar[str] = "invalid_request"
+
+    def __init__(self, detail: str | None = None, **extra: Any) -> None:
+        super().__init__(detail, **extra)
+        self.extra.setdefault("error", self.oauth_error)
+        self.extra.setdefault("error_description", self.detail)
+
+
+class InvalidRequestError(OAuthError):
+    """A required parameter is missing or malformed."""
+
+    code = "invalid_request"
+    oauth_error = "invalid_request"
+    title = "Invalid request"
+
+
+class InvalidGrantError(OAuthError):
+    """Bad credentials, or an expired, revoked or reused refresh token."""
+
+    code = "invalid_grant"
+    oauth_error = "invalid_grant"
+    title = "Invalid grant"
+
+
+class InvalidClientError(OAuthError):
+    """Client authentication failed (RFC 6749 §5.2: 401 with a Basic challenge)."""
+
+    code = "invalid_client"
+    oauth_error = "invalid_client"
+    status = 401
+    title = "Invalid client"
+    headers: ClassVar[dict[str, str]] = {"WWW-Authenticate": 'Basic realm="barbacana"'}
+
+
+class InvalidScopeError(OAuthError):
+    """A requested scope is unknown or not held."""
+
+    code = "invalid_scope"
+    oauth_error = "invalid_scope"
+    title = "Invalid scope"
+
+
+class UnsupportedGrantTypeError(OAuthError):
+    """The grant type is not one this server supports."""
+
+    code = "unsupported_grant_type"
+    oauth_error = "unsupported_grant_type"
+    title = "Unsupported grant type"
+
+
+class UserExistsError(IdentityError):
+    """A user with that name already exists."""
+
+    code = "user_exists"
+    status = 409
+    title = "Conflict"
+
+
+class UserNotFoundError(IdentityError):
+    """No such user."""
+
+    code = "user_not_found"
+    status = 404
+    title = "Not Found"
+
+
+class ApiKeyInvalidError(IdentityError):
+    """The API key is unknown, revoked or expired."""
+
+    code = "invalid_api_key"
+    status = 401
+    title = "Invalid API key"

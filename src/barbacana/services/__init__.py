@@ -1,0 +1,1 @@
+"""The reference system: ``auth``, ``orders`` and ``chat``, built from the public library."""

@@ -1,0 +1,432 @@
+"""The identity service: OAuth2 tokens, users, API keys, keys and revocations."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
+from urllib.parse import unquote
+
+from fastapi import APIRouter, Depends, FastAPI, Form, Query, Request, Response, Security
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPBasic, HTTPBasicCredentials
+
+from ... import _context
+from ...access import Authenticator, Principal, require
+from ...identity import Identity, KeySealer, ServiceClient
+from ...identity.errors import (
+    InvalidClientError,
+    InvalidRequestError,
+    UnsupportedGrantTypeError,
+)
+from ...settings import Settings
+from ...storage import Database
+from ...web import secure
+from ._models import (
+    ApiKeyCreate,
+    ApiKeyCreated,
+    ApiKeyOut,
+    IntrospectionOut,
+    KeyOut,
+    RevocationFeedOut,
+    RolesIn,
+    TokenOut,
+    UserCreate,
+    UserOut,
+)
+
+__all__ = ["create_app"]
+
+_NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+#: Clients that may read the revocation feed and introspect tokens.
+INTERNAL_CLIENTS = ("orders", "chat")
+
+basic_scheme = HTTPBasic(auto_error=False, realm="barbacana")
+
+
+def _identity(request: Request) -> Identity:
+    identity: Identity = request.app.state.identity
+    return identity
+
+
+def _address(request: Request) -> str:
+    return _context.client_address.get() or (request.client.host if request.client else "unknown")
+
+
+def _user_out(user: Any) -> UserOut:
+    return UserOut(
+        id=user.id,
+        username=user.username,
+        roles=list(user.roles),
+        disabled=user.disabled,
+        created_at=user.created_at,
+    )
+
+
+def _basic(credentials: HTTPBasicCredentials | None) -> tuple[str, str] | None:
+    if credentials is None:
+        return None
+    # RFC 6749 §2.3.1: client id and secret are form-urlencoded inside Basic.
+    return unquote(credentials.username), unquote(credentials.password)
+
+
+class ServiceClientAuth:
+    """Dependency: an authenticated service client among ``allowed``.
+
+    Raises:
+        InvalidClientError: No or bad client credentials (401 with a Basic challenge).
+    """
+
+    def __init__(self, *allowed: str) -> None:
+        self.allowed = allowed
+
+    async def __call__(
+        self,
+        request: Request,
+        credentials: HTTPBasicCredentials | None = Depends(basic_scheme),
+    ) -> ServiceClient:
+        pair = _basic(credentials)
+        if pair is None:
+            raise InvalidClientError("client authentication required")
+        client = await _identity(request).clients.authenticate(*pair)
+        if self.allowed and client.client_id not in self.allowed:
+            raise InvalidClientError("this client may not use this endpoint")
+        return client
+
+
+def _token_router() -> APIRouter:
+    router = APIRouter(tags=["oauth2"])
+
+    @router.post(
+        "/token",
+        response_model=TokenOut,
+        summary="OAuth2 token endpoint (password, refresh_token, client_credentials)",
+        responses={401: {"description": "Client authentication failed"}},
+    )
+    async def token(
+        request: Request,
+        grant_type: Annotated[str, Form(max_length=64)],
+        username: Annotated[str | None, Form(max_length=256)] = None,
+        password: Annotated[str | None, Form(max_length=1024)] = None,
+        scope: Annotated[str | None, Form(max_length=2048)] = None,
+        refresh_token: Annotated[str | None, Form(max_length=256)] = None,
+        client_id: Annotated[str | None, Form(max_length=64)] = None,
+        client_secret: Annotated[str | None, Form(max_length=256)] = None,
+        credentials: HTTPBasicCredentials | None = Depends(basic_scheme),
+    ) -> JSONResponse:
+        identity = _identity(request)
+        basic = _basic(credentials)
+        if grant_type == "password":
+            if not username or password is None:
+                raise InvalidRequestError("username and password are required", field="username")
+            result = await identity.password_grant(
+                username,
+                password,
+                scope=scope,
+                client_id=(basic[0] if basic else client_id) or "public",
+                address=_address(request),
+            )
+        elif grant_type == "refresh_token":
+            if not refresh_token:
+                raise InvalidRequestError("refresh_token is required", field="refresh_token")
+            result = await identity.refresh_grant(refresh_token, scope=scope, address=_address(request))
+        elif grant_type == "client_credentials":
+            cid, secret = basic if basic else (client_id, client_secret)
+            if not cid or not secret:
+                raise InvalidClientError("client authentication required")
+            result = await identity.client_credentials_grant(cid, secret, scope=scope)
+        else:
+            raise UnsupportedGrantTypeError(f"grant_type {grant_type[:32]!r} is not supported")
+        body = TokenOut(
+            access_token=result.access_token,
+            expires_in=result.expires_in,
+            scope=result.scope,
+            refresh_token=result.refresh_token,
+        ).model_dump(exclude_none=True)
+        return JSONResponse(body, headers=_NO_STORE)
+
+    @router.post("/revoke", status_code=200, summary="RFC 7009 token revocation", response_model=None)
+    async def revoke(
+        request: Request,
+        token: Annotated[str, Form(max_length=16384)],
+        token_type_hint: Annotated[str | None, Form(max_length=32)] = None,
+    ) -> Response:
+        # RFC 7009 §2.2: 200 whether or not the token was known or valid.
+        await _identity(request).revoke(token, token_type_hint)
+        return Response(status_code=200, headers=_NO_STORE)
+
+    @router.post(
+        "/introspect",
+        response_model=IntrospectionOut,
+        summary="RFC 7662 token introspection (service clients only)",
+    )
+    async def introspect(
+        request: Request,
+        token: Annotated[str, Form(max_length=16384)],
+        token_type_hint: Annotated[str | None, Form(max_length=32)] = None,
+        client: ServiceClient = Depends(ServiceClientAuth(*INTERNAL_CLIENTS)),
+    ) -> JSONResponse:
+        body = await _identity(request).introspect(token)
+        return JSONResponse(body, headers=_NO_STORE)
+
+    @router.post("/logout", status_code=204, summary="End this token and its session", response_model=None)
+    async def logout(request: Request, principal: Principal = Security(require)) -> Response:
+        await _identity(request).logout(principal)
+        return Response(status_code=204)
+
+    return router
+
+
+def _users_router() -> APIRouter:
+    router = APIRouter(prefix="/users", tags=["users"])
+
+    @router.get("/me", response_model=UserOut, summary="The calling user")
+    async def me(request: Request, principal: Principal = Security(require)) -> UserOut:
+        return _user_out(await _identity(request).users.get(principal.subject))
+
+    @router.get("", response_model=list[UserOut], summary="Every user")
+    async def list_users(
+        request: Request, _: Principal = Security(require, scopes=["users:read"])
+    ) -> list[UserOut]:
+        return [_user_out(user) for user in await _identity(request).users.list()]
+
+    @router.post("", response_model=UserOut, status_code=201, summary="Create a user")
+    async def create_user(
+        request: Request,
+        response: Response,
+        body: UserCreate,
+        principal: Principal = Security(require, scopes=["users:write"]),
+    ) -> UserOut:
+        identity = _identity(request)
+        _check_roles(identity, body.roles)
+        user = await identity.users.create(body.username, body.password, body.roles)
+        await identity._audit(
+            "user.created",
+            actor={"type": principal.kind, "id": principal.subject},
+            outcome="success",
+            resource=f"user:{user.id}",
+            details={"username": user.username, "roles": list(user.roles)},
+        )
+        response.headers["Location"] = f"/users/{user.id}"
+        return _user_out(user)
+
+    @router.get("/{user_id}", response_model=UserOut, summary="One user")
+    async def get_user(
+        request: Request,
+        user_id: str,
+        _: Principal = Security(require, scopes=["users:read"]),
+    ) -> UserOut:
+        return _user_out(await _identity(request).users.get(user_id))
+
+    @router.post("/{user_id}/disable", response_model=UserOut, summary="Disable a user")
+    async def disable(
+        request: Request,
+        user_id: str,
+        principal: Principal = Security(require, scopes=["users:write"]),
+    ) -> UserOut:
+        identity = _identity(request)
+        user = await identity.users.set_disabled(user_id, True)
+        identity.revocation_state.revoke_subject(user.id, user.tokens_valid_after)
+        await identity._audit(
+            "user.disabled",
+            actor={"type": principal.kind, "id": principal.subject},
+            outcome="success",
+            resource=f"user:{user.id}",
+        )
+        return _user_out(user)
+
+    @router.put("/{user_id}/roles", response_model=UserOut, summary="Replace a user's roles")
+    async def set_roles(
+        request: Request,
+        user_id: str,
+        body: RolesIn,
+        principal: Principal = Security(require, scopes=["users:write"]),
+    ) -> UserOut:
+        identity = _identity(request)
+        _check_roles(identity, body.roles)
+        user = await identity.users.set_roles(user_id, body.roles)
+        identity.revocation_state.revoke_subject(user.id, user.tokens_valid_after)
+        await identity._audit(
+            "user.roles.changed",
+            actor={"type": principal.kind, "id": principal.subject},
+            outcome="success",
+            resource=f"user:{user.id}",
+            details={"roles": list(user.roles)},
+        )
+        return _user_out(user)
+
+    return router
+
+
+def _check_roles(identity: Identity, roles: list[str]) -> None:
+    unknown = [role for role in roles if role not in identity.settings.access.roles]
+    if unknown:
+        raise InvalidRequestError(f"unknown role(s): {', '.join(unknown)}", field="roles")
+
+
+def _admin_router() -> APIRouter:
+    router = APIRouter(tags=["admin"])
+
+    @router.post("/apikeys", response_model=ApiKeyCreated, status_code=201, summary="Create an API key (shown once)")
+    async def create_key(
+        request: Request,
+        response: Response,
+        body: ApiKeyCreate,
+        principal: Principal = Security(require, scopes=["apikeys:write"]),
+    ) -> ApiKeyCreated:
+        identity = _identity(request)
+        unknown = [s for s in body.scopes if s not in identity.settings.access.scopes]
+        if unknown:
+            raise InvalidRequestError(f"unknown scope(s): {' '.join(unknown)}", field="scopes")
+        owner = await identity.users.get(body.owner_id or principal.subject)
+        record, key = await identity.api_keys.create(body.name, owner.id, body.scopes, ttl=body.ttl)
+        await identity._audit(
+            "apikey.created",
+            actor={"type": principal.kind, "id": principal.subject},
+            outcome="success",
+            resource=f"apikey:{record.id}",
+            details={"owner": owner.id, "scopes": list(record.scopes)},
+        )
+        response.headers["Location"] = f"/apikeys/{record.id}"
+        response.headers.update(_NO_STORE)
+        return ApiKeyCreated(key=key, **_key_fields(record))
+
+    @router.get("/apikeys", response_model=list[ApiKeyOut], summary="API keys")
+    async def list_keys(
+        request: Request, _: Principal = Security(require, scopes=["apikeys:write"])
+    ) -> list[ApiKeyOut]:
+        return [ApiKeyOut(**_key_fields(k)) for k in await _identity(request).api_keys.list()]
+
+    @router.delete("/apikeys/{key_id}", status_code=204, summary="Revoke an API key", response_model=None)
+    async def revoke_key(
+        request: Request,
+        key_id: str,
+        principal: Principal = Security(require, scopes=["apikeys:write"]),
+    ) -> Response:
+        identity = _identity(request)
+        if not await identity.api_keys.revoke(key_id):
+            from ...access import ResourceNotFoundError
+
+            raise ResourceNotFoundError("no such active API key")
+        await identity._audit(
+            "apikey.revoked",
+            actor={"type": principal.kind, "id": principal.subject},
+            outcome="success",
+            resource=f"apikey:{key_id}",
+        )
+        return Response(status_code=204)
+
+    @router.get("/keys", response_model=list[KeyOut], summary="Signing keys and their states")
+    async def keys(
+        request: Request, _: Principal = Security(require, scopes=["keys:admin"])
+    ) -> list[dict[str, object]]:
+        return await _identity(request).keys.all()
+
+    @router.post("/keys/rotate", response_model=list[KeyOut], summary="One key-rotation step")
+    async def rotate(
+        request: Request, principal: Principal = Security(require, scopes=["keys:admin"])
+    ) -> list[dict[str, object]]:
+        return await _identity(request).rotate_keys({"type": principal.kind, "id": principal.subject})
+
+    return router
+
+
+def _key_fields(record: Any) -> dict[str, Any]:
+    return {
+        "id": record.id,
+        "name": record.name,
+        "owner_id": record.owner_id,
+        "scopes": list(record.scopes),
+        "created_at": record.created_at,
+        "expires_at": record.expires_at,
+        "revoked_at": record.revoked_at,
+    }
+
+
+def _discovery_router(settings: Settings) -> APIRouter:
+    router = APIRouter(tags=["discovery"])
+
+    @router.get("/.well-known/jwks.json", summary="Public signing keys (RFC 7517)")
+    async def jwks(request: Request) -> JSONResponse:
+        return JSONResponse(
+            _identity(request).ring.jwks(), headers={"Cache-Control": "public, max-age=60"}
+        )
+
+    @router.get("/.well-known/oauth-authorization-server", summary="RFC 8414 metadata")
+    async def metadata(request: Request) -> dict[str, Any]:
+        issuer = settings.tokens.issuer
+        base = settings.public_url.rstrip("/") if settings.public_url else str(request.base_url).rstrip("/")
+        return {
+            "issuer": issuer,
+            "token_endpoint": f"{base}/token",
+            "jwks_uri": f"{base}/.well-known/jwks.json",
+            "revocation_endpoint": f"{base}/revoke",
+            "introspection_endpoint": f"{base}/introspect",
+            "grant_types_supported": ["password", "refresh_token", "client_credentials"],
+            "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+            "revocation_endpoint_auth_methods_supported": ["none", "client_secret_basic"],
+            "introspection_endpoint_auth_methods_supported": ["client_secret_basic"],
+            "response_types_supported": [],
+            "scopes_supported": sorted(settings.access.scopes),
+            "token_endpoint_auth_signing_alg_values_supported": [settings.tokens.algorithm],
+        }
+
+    @router.get(
+        "/internal/revocations",
+        response_model=RevocationFeedOut,
+        summary="Revocation feed for resource services",
+    )
+    async def revocations(
+        request: Request,
+        after: Annotated[int, Query(ge=0)] = 0,
+        client: ServiceClient = Depends(ServiceClientAuth(*INTERNAL_CLIENTS)),
+    ) -> dict[str, Any]:
+        cursor, events = await _identity(request).revocations.since(after)
+        # API-key revocations are not served: resource services re-introspect keys.
+        served = [event.as_json() for event in events if event.kind in ("jti", "sid", "sub")]
+        return {"cursor": cursor, "events": served}
+
+    return router
+
+
+def create_app(settings: Settings, *, sealer: KeySealer, db: Database | None = None) -> FastAPI:
+    """The identity service app.
+
+    Args:
+        settings: Service settings.
+        sealer: Seals signing keys under the key-encryption key.
+        db: The database (default: from ``settings``).
+    """
+    database = db or Database(settings.database_url, pool_size=settings.database.pool_size)
+    identity = Identity(settings, database, sealer)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await identity.migrate()
+        await identity.start()
+        try:
+            yield
+        finally:
+            await identity.stop()
+            await database.dispose()
+
+    app = FastAPI(
+        title="Barbacana identity service",
+        version="0.1.0",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.identity = identity
+    app.state.barbacana_authenticator = Authenticator(identity.verify_access, identity.verify_api_key)
+    app.include_router(_token_router())
+    app.include_router(_users_router())
+    app.include_router(_admin_router())
+    app.include_router(_discovery_router(settings))
+
+    async def keys_loaded() -> None:
+        identity.ring.signing_key()
+
+    return secure(app, settings, readiness={"database": database.check, "keys": keys_loaded})

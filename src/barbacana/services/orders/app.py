@@ -1,0 +1,163 @@
+"""The orders service: a resource service built only from Barbacana's public names.
+
+It is the library's first user: it verifies tokens from the identity service's
+JWKS, follows revocations, enforces scopes and ownership, and answers every
+error as problem+json — exactly as a team's own service would.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import httpx
+from fastapi import Depends, FastAPI, Response, Security
+from fastapi import Path as PathParam
+from pydantic import BaseModel, Field
+from sqlalchemy import func, insert, select
+
+from ...access import Principal, RemoteIdentity, ensure_owner, require, require_role
+from ...settings import Settings
+from ...storage import Database
+from ...web import StrictModel, secure
+from ._tables import orders
+
+__all__ = ["OrderIn", "OrderOut", "create_app"]
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+OrderId = Annotated[int, PathParam(ge=1, le=2**31 - 1)]
+
+
+class OrderIn(StrictModel):
+    """A complete order."""
+
+    item: str = Field(min_length=1, max_length=200)
+    quantity: int = Field(gt=0, le=10_000)
+
+
+class OrderOut(BaseModel):
+    id: int
+    item: str
+    quantity: int
+    owner_id: str
+    created_at: float
+
+
+class Dashboard(BaseModel):
+    orders: int
+    customers: int
+    items: int
+
+
+def _order(row: Any) -> OrderOut:
+    return OrderOut(
+        id=row.id,
+        item=row.item,
+        quantity=row.quantity,
+        owner_id=row.owner_id,
+        created_at=row.created_at,
+    )
+
+
+def create_app(
+    settings: Settings,
+    *,
+    client_factory: Callable[..., httpx.AsyncClient] = httpx.AsyncClient,
+    db: Database | None = None,
+) -> FastAPI:
+    """The orders service.
+
+    Args:
+        settings: Service settings; ``tokens.identity_url`` names the identity service.
+        client_factory: Builds clients for the identity service (mTLS in production).
+        db: The database (default: from ``settings``).
+    """
+    database = db or Database(settings.database_url, pool_size=settings.database.pool_size)
+    remote = RemoteIdentity(settings, client_factory=client_factory)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await database.migrate(MIGRATIONS, "alembic_version_orders")
+        await remote.start()
+        try:
+            yield
+        finally:
+            await remote.stop()
+            await database.dispose()
+
+    app = FastAPI(
+        title="Barbacana orders service",
+        version="0.1.0",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.barbacana_authenticator = remote.authenticator
+    app.state.remote_identity = remote
+    app.state.db = database
+
+    @app.get("/orders", response_model=list[OrderOut], summary="Your orders (all, for admins)")
+    async def list_orders(
+        principal: Principal = Security(require, scopes=["orders:read"]),
+    ) -> list[OrderOut]:
+        query = select(orders).order_by(orders.c.id).limit(500)
+        if "orders:admin" not in principal.scopes:
+            query = query.where(orders.c.owner_id == principal.subject)
+        async with database.connect() as conn:
+            return [_order(row) for row in (await conn.execute(query)).all()]
+
+    @app.post("/orders", response_model=OrderOut, status_code=201, summary="Place an order")
+    async def create_order(
+        body: OrderIn,
+        response: Response,
+        principal: Principal = Security(require, scopes=["orders:write"]),
+    ) -> OrderOut:
+        values = {
+            "owner_id": principal.subject,
+            "item": body.item,
+            "quantity": body.quantity,
+            "created_at": time.time(),
+        }
+        async with database.begin() as conn:
+            result = await conn.execute(insert(orders).values(**values).returning(orders.c.id))
+            order_id = int(result.scalar_one())
+        response.headers["Location"] = f"/orders/{order_id}"
+        return OrderOut(id=order_id, **values)  # type: ignore[arg-type]
+
+    @app.get("/orders/{order_id}", response_model=OrderOut, summary="One order (owner or admin)")
+    async def get_order(
+        order_id: OrderId,
+        principal: Principal = Security(require, scopes=["orders:read"]),
+    ) -> OrderOut:
+        async with database.connect() as conn:
+            row = (await conn.execute(select(orders).where(orders.c.id == order_id))).first()
+        if row is None:
+            ensure_owner(principal, "\x00no-owner")
+        ensure_owner(principal, row.owner_id, override_scope="orders:admin")
+        return _order(row)
+
+    @app.get("/admin/dashboard", response_model=Dashboard, summary="Totals (role admin)")
+    async def dashboard(_: Principal = require_role("admin")) -> Dashboard:
+        async with database.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(
+                        func.count(orders.c.id),
+                        func.count(func.distinct(orders.c.owner_id)),
+                        func.coalesce(func.sum(orders.c.quantity), 0),
+                    )
+                )
+            ).one()
+        return Dashboard(orders=row[0], customers=row[1], items=row[2])
+
+    return secure(
+        app,
+        settings,
+        readiness={"database": database.check, "identity_keys": remote.ready},
+        token_url=settings.tokens.endpoint("token"),
+    )
+
+
