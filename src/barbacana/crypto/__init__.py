@@ -10,10 +10,14 @@ re-encrypting its payload::
     kek = KeyEncryptionKey.from_secret(await resolver.get(settings.secrets.kek))
     blob = seal(private_key_pem, kek, aad=b"barbacana/signing-key/" + kid.encode())
     pem = open_sealed(blob, [kek], aad=b"barbacana/signing-key/" + kid.encode())
+
+:class:`Sealer` bundles the current KEK with the previous ones for services:
+``Sealer(kek, previous=[old]).open(blob, aad=...)``.
 """
 
 from ._envelope import ENVELOPE_MAGIC, ENVELOPE_VERSION, kek_id_of, open_sealed, rewrap, seal
 from ._kek import KEK_BYTES, KeyEncryptionKey, derive_kek_id
+from ._sealer import Sealer
 from .errors import (
     EnvelopeAuthenticationError,
     EnvelopeError,
@@ -31,6 +35,7 @@ __all__ = [
     "EnvelopeFormatError",
     "InvalidKeyEncryptionKeyError",
     "KeyEncryptionKey",
+    "Sealer",
     "UnknownKeyEncryptionKeyError",
     "derive_kek_id",
     "kek_id_of",

@@ -121,6 +121,18 @@ class KeyEncryptionKey:
             return cls(_decode_text(text), kek_id=kek_id)
         return cls(_decode_text(value), kek_id=kek_id)
 
+    @classmethod
+    def from_text(
+        cls, text: SecretStr | str, *, kek_id: bytes | str | None = None
+    ) -> KeyEncryptionKey:
+        """Read a key from 43 base64url characters or 64 hex digits (surrounding space ignored).
+
+        Raises:
+            InvalidKeyEncryptionKeyError: not a 32-byte key; the message says how to make one.
+        """
+        raw = text.get_secret_value() if isinstance(text, SecretStr) else text
+        return cls(_decode_text(raw), kek_id=kek_id)
+
     def export(self) -> SecretStr:
         """The key's text form (unpadded base64url), to store it in a secret store."""
         text = base64.urlsafe_b64encode(self._material).rstrip(b"=").decode("ascii")
