@@ -23,7 +23,7 @@ own pydantic-settings class can take fields from these sources with
 :class:`FromSecret` and :class:`SecretsSettingsSource` (see that module).
 """
 
-from ._base import SCHEMES, SecretSource, source_from_url, sources_from_settings
+from ._base import SCHEMES, SecretSource, SourceURL, source_from_url, sources_from_settings
 from ._pydantic import FromSecret, SecretsSettingsSource, secret_fields
 from ._resolver import ChangeListener, SecretResolver
 from ._settings import SecretsSettings
@@ -61,6 +61,7 @@ __all__ = [
     "SecretsSettingsSource",
     "SecretsStartupError",
     "SourceHealth",
+    "SourceURL",
     "provision_file_secret",
     "secret_fields",
     "source_from_url",
