@@ -63,6 +63,8 @@ class TokenSettings(_Section):
     identity_url: str | None = None
     #: Where a resource service fetches the issuer's keys (default: under ``identity_url``).
     jwks_url: str | None = None
+    #: A resource service re-fetches the JWKS this often (learns ``next`` keys early).
+    jwks_refresh_interval: timedelta = timedelta(seconds=30)
     #: An unknown ``kid`` triggers at most one JWKS fetch per this interval.
     jwks_min_refresh_interval: timedelta = timedelta(seconds=5)
     #: Cache of verified tokens; ``0`` turns it off.
@@ -114,6 +116,10 @@ class KeySettings(_Section):
     """Signing-key lifecycle."""
 
     rotation_interval: timedelta = timedelta(days=30)
+    #: A ``next`` key signs only after it has been published this long, so every
+    #: resource service's JWKS cache (refreshed every ``tokens.jwks_refresh_interval``)
+    #: knows it before the first token it signs arrives.
+    publish_delay: timedelta = timedelta(seconds=60)
 
 
 class IdentitySettings(_Section):

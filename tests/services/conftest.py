@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
@@ -13,7 +14,7 @@ from barbacana.cli._admin import bootstrap
 from barbacana.services._runtime import DataDir
 from barbacana.services.auth.app import create_app as create_auth
 from barbacana.services.orders.app import create_app as create_orders
-from barbacana.settings import ClientSettings, TokenSettings
+from barbacana.settings import ClientSettings, KeySettings, TokenSettings
 from tests.conftest import ServerThread, TestSealer, make_settings
 
 ISSUER = "https://issuer.test"
@@ -60,13 +61,22 @@ def system(database_url: str, tmp_path: Path) -> Iterator[System]:
     import asyncio
 
     sealer = TestSealer()
-    settings = make_settings(tmp_path, database_url, tokens=TokenSettings(issuer=ISSUER))
+    settings = make_settings(
+        tmp_path,
+        database_url,
+        tokens=TokenSettings(issuer=ISSUER),
+        key=KeySettings(publish_delay=timedelta(seconds=1)),
+    )
     shown = asyncio.run(bootstrap(settings, sealer))
     with ServerThread(create_auth(settings, sealer=sealer)) as auth:
         orders_settings = make_settings(
             tmp_path,
             database_url,
-            tokens=TokenSettings(issuer=ISSUER, identity_url=auth.url),
+            tokens=TokenSettings(
+                issuer=ISSUER,
+                identity_url=auth.url,
+                jwks_refresh_interval=timedelta(seconds=0.5),
+            ),
             client=ClientSettings(id="orders", secret_file=DataDir(tmp_path).client_secret("orders")),
         )
         with ServerThread(create_orders(orders_settings)) as orders:

@@ -11,6 +11,8 @@ over HTTP (mTLS between services when the transport layer is configured):
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -109,6 +111,8 @@ class RemoteIdentity:
                 clock=clock,
             )
         self._introspect_url = tokens.endpoint("introspect")
+        self._jwks_refresh = tokens.jwks_refresh_interval.total_seconds()
+        self._refresher: asyncio.Task[None] | None = None
         self._api_keys: OrderedDict[str, tuple[float, Principal | None]] = OrderedDict()
         self.authenticator = Authenticator(self.verify_token, self.verify_api_key)
 
@@ -118,12 +122,25 @@ class RemoteIdentity:
     async def start(self) -> None:
         """Fetch the keys (raises if the identity service is unreachable) and follow revocations."""
         await self.jwks.load()
+        self._refresher = asyncio.create_task(self._refresh_keys(), name="jwks-refresh")
         if self.follower is not None:
             await self.follower.poll_once()
             self.follower.start()
 
+    async def _refresh_keys(self) -> None:
+        # Periodic refresh learns ``next`` keys before they sign; a failure keeps
+        # the cached keys (the cache logs it) and is retried next time.
+        while True:
+            await asyncio.sleep(self._jwks_refresh)
+            with contextlib.suppress(JWKSUnavailableError):
+                await self.jwks.load()
+
     async def stop(self) -> None:
         """Stop following revocations and close the clients."""
+        if self._refresher is not None:
+            self._refresher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._refresher
         if self.follower is not None:
             await self.follower.stop()
         await self._http.aclose()

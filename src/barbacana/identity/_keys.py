@@ -17,6 +17,7 @@ from .._clock import Clock, system_clock
 from ..storage import Database
 from ..tokens import SigningKey, rotate
 from ._tables import signing_keys
+from .errors import RotationTooEarlyError
 
 __all__ = ["KeySealer", "KeyStore"]
 
@@ -106,17 +107,37 @@ class KeyStore:
                 )
 
     async def rotate(
-        self, *, alg: str, retire_after: float, ed25519_alg_name: str = "Ed25519"
+        self,
+        *,
+        alg: str,
+        retire_after: float,
+        ed25519_alg_name: str = "Ed25519",
+        min_next_age: float = 0.0,
     ) -> list[SigningKey]:
-        """One lifecycle step (next → active → retiring → retired), persisted atomically."""
+        """One lifecycle step (next → active → retiring → retired), persisted atomically.
+
+        Raises:
+            RotationTooEarlyError: The ``next`` key is younger than ``min_next_age``:
+                promoting it now could sign tokens that caches cannot verify yet.
+        """
         async with self._db.begin() as conn:
             if self._db.dialect == "postgresql":
                 await conn.execute(select(signing_keys.c.kid).with_for_update())
             rows = (await conn.execute(select(signing_keys).where(signing_keys.c.state != "retired"))).all()
             current = [self._open(row) for row in rows]
+            now = self._clock()
+            waiting = [key.created_at for key in current if key.state == "next"]
+            # On a fresh database nothing signs yet, so the first key may start at once.
+            serving = any(key.state == "active" for key in current)
+            if waiting and serving and min(waiting) + min_next_age > now:
+                age = now - min(waiting)
+                raise RotationTooEarlyError(
+                    f"the next key was published {age:.0f} s ago; it may sign after "
+                    f"{min_next_age:.0f} s, once every JWKS cache has learned it"
+                )
             updated = rotate(
                 current,
-                now=self._clock(),
+                now=now,
                 alg=alg,
                 retire_after=retire_after,
                 ed25519_alg_name=ed25519_alg_name,  # type: ignore[arg-type]

@@ -173,12 +173,23 @@ class Identity:
         """Reload the ring from the database (another instance may have rotated)."""
         self.ring.replace(await self.keys.load())
 
-    async def rotate_keys(self, actor: dict[str, Any] | None = None) -> list[dict[str, object]]:
-        """One rotation step, then the new ring is used at once."""
+    async def rotate_keys(
+        self, actor: dict[str, Any] | None = None, *, force: bool = False
+    ) -> list[dict[str, object]]:
+        """One rotation step, then the new ring is used at once.
+
+        Args:
+            actor: Who asked, for the audit trail.
+            force: Promote a ``next`` key even if caches may not know it yet.
+
+        Raises:
+            RotationTooEarlyError: The ``next`` key is too young (unless ``force``).
+        """
         keys = await self.keys.rotate(
             alg=self.settings.tokens.algorithm,
             retire_after=self.retire_after,
             ed25519_alg_name=self.settings.tokens.ed25519_alg_name,
+            min_next_age=0.0 if force else self.settings.key.publish_delay.total_seconds(),
         )
         self.ring.replace(keys)
         await self._audit(

@@ -14,6 +14,7 @@ __all__ = [
     "InvalidRequestError",
     "InvalidScopeError",
     "OAuthError",
+    "RotationTooEarlyError",
     "UnsupportedGrantTypeError",
     "UserExistsError",
     "UserNotFoundError",
@@ -71,6 +72,14 @@ class UnsupportedGrantTypeError(OAuthError):
     code = "unsupported_grant_type"
     oauth_error = "unsupported_grant_type"
     title = "Unsupported grant type"
+
+
+class RotationTooEarlyError(IdentityError):
+    """The ``next`` key has not been published long enough to start signing."""
+
+    code = "rotation_too_early"
+    status = 409
+    title = "Conflict"
 
 
 class UserExistsError(IdentityError):

@@ -126,6 +126,7 @@ class Database:
 
         config = Config()
         config.set_main_option("script_location", str(location))
+        config.set_main_option("path_separator", "os")
         config.set_main_option("version_locations", str(location))
         script = ScriptDirectory.from_config(config)
 

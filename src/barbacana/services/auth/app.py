@@ -111,7 +111,7 @@ def _token_router() -> APIRouter:
         username: Annotated[str | None, Form(max_length=256)] = None,
         password: Annotated[str | None, Form(max_length=1024)] = None,
         scope: Annotated[str | None, Form(max_length=2048)] = None,
-        refresh_token: Annotated[str | None, Form(max_length=256)] = None,
+        refresh_token: Annotated[str | None, Form(max_length=16384)] = None,
         client_id: Annotated[str | None, Form(max_length=64)] = None,
         client_secret: Annotated[str | None, Form(max_length=256)] = None,
         credentials: HTTPBasicCredentials | None = Depends(basic_scheme),
