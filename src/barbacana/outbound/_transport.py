@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import ssl
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Sequence
 from contextvars import ContextVar
@@ -153,6 +154,16 @@ class _ResponseStream(httpx.AsyncByteStream):
             await close()
 
 
+@functools.cache
+def _default_ssl_context() -> ssl.SSLContext:
+    """httpx's default context (certifi's CAs, hostname checks), built once per process.
+
+    Loading the CA bundle takes a noticeable fraction of a second; the context
+    is only read afterwards, so every transport can share it.
+    """
+    return httpx.create_ssl_context()
+
+
 class SafeTransport(httpx.AsyncBaseTransport):
     """An httpx transport that only connects to checked, public addresses.
 
@@ -181,7 +192,7 @@ class SafeTransport(httpx.AsyncBaseTransport):
         self.policy = policy
         self._resolver: Resolver = resolver if resolver is not None else SystemResolver()
         self._pool = httpcore.AsyncConnectionPool(
-            ssl_context=ssl_context if ssl_context is not None else httpx.create_ssl_context(),
+            ssl_context=ssl_context if ssl_context is not None else _default_ssl_context(),
             max_connections=max_connections,
             max_keepalive_connections=max_connections,
             keepalive_expiry=5.0,
