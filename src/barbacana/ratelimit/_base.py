@@ -139,6 +139,17 @@ def ms(seconds: float) -> int:
     return math.ceil(seconds * 1000)
 
 
+def retry_ms(seconds: float) -> int:
+    """A wait in whole milliseconds, rounded up past the clock's own rounding.
+
+    A UNIX time near 1.7e9 is a double with a resolution of about 0.24 µs, so
+    ``now + retry`` can land just short of the true moment; one microsecond of
+    margin makes "come back after ``retry_ms``" always enough. The Lua scripts
+    do the same.
+    """
+    return math.ceil((seconds + 0.000001) * 1000) if seconds > 0 else 0
+
+
 def store_from_url(url: str | None, **options: object) -> Store:
     """Build the store a URL names: ``None`` or ``memory://`` → in process,
     ``redis://``, ``rediss://`` or ``unix://`` → Redis.

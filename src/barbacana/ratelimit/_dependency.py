@@ -63,7 +63,7 @@ class RateLimit:
         identify: Identify | None = None,
         trusted_proxies: Sequence[str] = (),
     ) -> None:
-        parsed = [parse_limit(x) if isinstance(x, str) else x for x in limits]
+        parsed = list(dict.fromkeys(parse_limit(x) if isinstance(x, str) else x for x in limits))
         if not parsed:
             raise ConfigurationError("RateLimit needs at least one limit, e.g. '5/minute'")
         check_cost([Meter(name, "check", limit) for limit in parsed], cost)

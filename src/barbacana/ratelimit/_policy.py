@@ -138,6 +138,11 @@ def _label(limit: Limit) -> str:
     return f"{w:g}s"
 
 
+def _limits(texts: Sequence[str]) -> tuple[Limit, ...]:
+    """Parsed limits without repeats (two equal limits on one scope are one counter)."""
+    return tuple(dict.fromkeys(parse_limit(t) for t in texts))
+
+
 def _compile(
     policy: PolicySettings, algorithm: str, failure_mode: FailureMode, *, scoped: bool
 ) -> _Rule:
@@ -146,8 +151,8 @@ def _compile(
         name=policy.name,
         route=None if policy.route == "*" or not scoped else policy.route,
         methods=methods,
-        default=tuple(parse_limit(t) for t in policy.limits),
-        by_tier={tier: tuple(parse_limit(t) for t in ts) for tier, ts in policy.tiers.items()},
+        default=_limits(policy.limits),
+        by_tier={tier: _limits(ts) for tier, ts in policy.tiers.items()},
         cost=policy.cost,
         algorithm=ALGORITHMS[policy.algorithm or algorithm],
         failure_mode=policy.failure_mode or failure_mode,

@@ -24,7 +24,7 @@ from typing import Any
 from .._clock import Clock, system_clock
 from ..errors import ConfigurationError
 from ._algorithms import Algorithm
-from ._base import Decision, FailureMode, Store, StoreHealth, check_cost, ms
+from ._base import Decision, FailureMode, Store, StoreHealth, check_cost, ms, retry_ms
 from ._limits import Meter
 
 __all__ = ["MemoryStore"]
@@ -117,7 +117,7 @@ class MemoryStore(Store):
             tuple(meters),
             tuple(r[1] for r in checks),
             tuple(ms(r[2]) for r in checks),
-            tuple(ms(r[3]) for r in checks),
+            tuple(retry_ms(r[3]) for r in checks),
             source,  # type: ignore[arg-type]
         )
 
