@@ -13,7 +13,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(up.app)
-app.add_typer(serve.app, name="serve", hidden=True)
+app.command("serve", hidden=True)(serve.serve)
 app.add_typer(users.app, name="users")
 app.add_typer(keys.app, name="keys")
 app.add_typer(apikeys.app, name="apikeys")

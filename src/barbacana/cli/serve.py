@@ -10,15 +10,11 @@ import uvicorn
 
 from ._common import DataDirOption, load_settings
 
-app = typer.Typer(help="Run one reference service (used by 'barbacana up').")
-
-
 class Service(str, Enum):
     auth = "auth"
     orders = "orders"
 
 
-@app.command()
 def serve(
     service: Service,
     host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
