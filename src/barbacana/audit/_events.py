@@ -38,7 +38,7 @@ __all__ = [
 #: Version of the canonical event layout.
 EVENT_VERSION = 1
 
-ActorType = Literal["user", "service", "apikey", "system", "anonymous"]
+ActorType = Literal["user", "service", "apikey", "operator", "system", "anonymous"]
 Outcome = Literal["success", "failure", "denied"]
 _ACTOR_TYPES: frozenset[str] = frozenset(get_args(ActorType))
 _OUTCOMES: frozenset[str] = frozenset(get_args(Outcome))
@@ -117,7 +117,8 @@ def canonical_json(value: Any) -> bytes:
 
 @dataclass(frozen=True, slots=True)
 class Actor:
-    """Who acted: a user, a service client, an API key, the system itself, or nobody known.
+    """Who acted: a user, a service client, an API key, an operator at the command
+    line, the system itself, or nobody known.
 
     ``address`` is the client address as resolved by the trusted-proxy rules;
     the trail fills it from the request context when it is not given.
@@ -133,7 +134,7 @@ class Actor:
             raise AuditEventError(
                 f"actor type {self.type!r} is not one of {', '.join(sorted(_ACTOR_TYPES))}"
             )
-        if self.type not in ("anonymous", "system") and not self.id:
+        if self.type not in ("anonymous", "system", "operator") and not self.id:
             raise AuditEventError(f"a {self.type} actor needs an id")
 
     @classmethod
@@ -150,6 +151,11 @@ class Actor:
     def api_key(cls, key_id: str, *, name: str | None = None, address: str | None = None) -> Actor:
         """An API key, by its public id (never the key itself)."""
         return cls("apikey", key_id, name, address)
+
+    @classmethod
+    def operator(cls, name: str | None = None) -> Actor:
+        """A person running the command line (``barbacana keys rotate``...)."""
+        return cls("operator", name, None, None)
 
     @classmethod
     def system(cls, name: str | None = None) -> Actor:

@@ -195,12 +195,13 @@ class Redactor:
             return f"{match.group(kind)}{REDACTED}"
         return REDACTED
 
-    def redact_text(self, text: str) -> str:
-        """Cut secrets out of a string, then cap its length."""
+    def redact_text(self, text: str, *, limit: int | None = None) -> str:
+        """Cut secrets out of a string capped at ``limit`` characters (default ``max_string``)."""
         if text.isalnum() and len(text) < 40:
             return text  # fast path: nothing any pattern could match
-        if len(text) > self._max_string:
-            text = text[: self._max_string] + "…"
+        cap = self._max_string if limit is None else limit
+        if len(text) > cap:
+            text = text[:cap] + "…"
         return self._text.sub(self._replace, text)
 
     # -- values --------------------------------------------------------------------------
