@@ -10,11 +10,12 @@ from __future__ import annotations
 import re
 import secrets
 from collections.abc import Iterable
-from ipaddress import IPv4Network, IPv6Network
+from ipaddress import IPv4Network, IPv6Network, ip_address
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .. import _context
+from ._forwarded import client_address
 from ._problem import PROBLEM_CONTENT_TYPE, internal_error_body, log_unexpected, problem_body
 
 __all__ = ["SecurityMiddleware"]
@@ -80,11 +81,13 @@ class SecurityMiddleware:
         request_id = self._request_id(scope)
         token = _context.request_id.set(request_id)
         trace_token = _context.traceparent.set(self._traceparent(scope))
+        address_token = _context.client_address.set(client_address(scope, self.trusted_proxies))
         try:
             await self._handle(scope, receive, send, request_id)
         finally:
             _context.request_id.reset(token)
             _context.traceparent.reset(trace_token)
+            _context.client_address.reset(address_token)
 
     async def _handle(self, scope: Scope, receive: Receive, send: Send, request_id: str) -> None:
         scope.setdefault("state", {})["request_id"] = request_id
@@ -195,7 +198,26 @@ class SecurityMiddleware:
         return None
 
     def _is_https(self, scope: Scope) -> bool:
-        return scope.get("scheme") == "https"
+        if scope.get("scheme") == "https":
+            return True
+        # Behind a TLS-terminating proxy, believe X-Forwarded-Proto from trusted peers only.
+        if not self.trusted_proxies or not _from_trusted(scope, self.trusted_proxies):
+            return False
+        for name, value in scope.get("headers", []):
+            if name == b"x-forwarded-proto":
+                return value.split(b",")[-1].strip().lower() == b"https"
+        return False
+
+
+def _from_trusted(scope: Scope, networks: tuple[IPv4Network | IPv6Network, ...]) -> bool:
+    client = scope.get("client")
+    if not client:
+        return False
+    try:
+        peer = ip_address(client[0])
+    except ValueError:
+        return False
+    return any(peer in network for network in networks)
 
 
 def _replay(messages: list[Message], then: Receive | None = None) -> Receive:

@@ -10,7 +10,9 @@ from ..settings import Settings
 from ._health import ReadinessCheck, health_router
 from ._middleware import SecurityMiddleware
 from ._openapi import install_docs, install_openapi
+from ._forwarded import parse_trusted_proxies
 from ._problem import install_problem_handlers
+from .cors import CorsPolicy, StrictCORSMiddleware
 
 __all__ = ["secure"]
 
@@ -48,9 +50,15 @@ def secure(
     url = token_url or settings.tokens.token_url
     install_openapi(app, token_url=url, scopes=settings.access.scopes, extra_statuses={})
     install_docs(app, enabled=settings.web.docs, token_url=url)
+    # Validated now, so a bad policy stops start-up with a message saying how to fix it.
+    trusted = parse_trusted_proxies(settings.web.trusted_proxies)
+    if settings.cors.origins:
+        app.add_middleware(StrictCORSMiddleware, policy=CorsPolicy.from_settings(settings.cors))
+    # Added last, so outermost: its headers and request id reach every response.
     app.add_middleware(
         SecurityMiddleware,
         max_body_bytes=settings.web.max_body_bytes,
         hsts_max_age=settings.web.hsts_max_age,
+        trusted_proxies=trusted,
     )
     return app
