@@ -206,13 +206,11 @@ def _table(alg: str, rows: list[Row]) -> str:
     lines = [
         f"### {alg}",
         "",
-        "| verifier | µs/op | × floor | note |",
+        "| verifier | µs/op | ratio to floor | note |",
         "|---|---:|---:|---|",
     ]
     for row in rows:
-        lines.append(
-            f"| {row.name} | {row.best * 1e6:.2f} | {row.best / floor:.2f} | {row.note} |"
-        )
+        lines.append(f"| {row.name} | {row.best * 1e6:.2f} | {row.best / floor:.2f} | {row.note} |")
     return "\n".join(lines)
 
 
@@ -238,7 +236,12 @@ def _issue_table() -> str:
         def ours(issuer: TokenIssuer = issuer) -> object:
             return issuer.issue_access("u", scope=["orders:read"], roles=["user"], client_id="web")
 
-        def theirs(claims: dict[str, object] = claims, jose_key: object = jose_key) -> object:
+        def theirs(
+            claims: dict[str, object] = claims,
+            jose_key: object = jose_key,
+            header: dict[str, str] = header,
+            alg: str = alg,
+        ) -> object:
             return josejwt.encode(header, claims, jose_key, algorithms=[alg])
 
         number = 60 if alg == "RS256" else 400

@@ -1,0 +1,1 @@
+"""Published test vectors from the RFCs Barbacana implements."""
