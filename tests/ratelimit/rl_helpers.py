@@ -109,3 +109,47 @@ async def wait_for(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError("condition not met in time")
         await asyncio.sleep(0.02)
+
+
+async def raw_request(port: int, target: str, headers: dict[str, str] | None = None) -> int:
+    """Send one HTTP/1.1 request with this exact request-target; answer the status code."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    lines = [f"GET {target} HTTP/1.1", "Host: 127.0.0.1", "Connection: close"]
+    lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
+    writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+    await writer.drain()
+    status = await asyncio.wait_for(reader.readline(), 5)
+    writer.close()
+    await writer.wait_closed()
+    return int(status.split()[1])
+
+
+class Served:
+    """An ASGI app served by uvicorn on 127.0.0.1, inside the test's event loop."""
+
+    def __init__(self, app: object) -> None:
+        import uvicorn
+
+        self.port = free_port()
+        config = uvicorn.Config(
+            app,  # type: ignore[arg-type]
+            host="127.0.0.1",
+            port=self.port,
+            log_level="warning",
+            lifespan="off",
+            # uvicorn by default believes X-Forwarded-For from 127.0.0.1 and rewrites
+            # the peer before any middleware sees it; Barbacana resolves it itself.
+            proxy_headers=False,
+        )
+        self.server = uvicorn.Server(config)
+        self._task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> Served:
+        self._task = asyncio.create_task(self.server.serve())
+        await wait_for(lambda: self.server.started)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        if self._task is not None:
+            await asyncio.wait_for(self._task, 10)
