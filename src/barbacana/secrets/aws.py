@@ -12,12 +12,15 @@ that is the documented way to ask for the current version, and some
 implementations answer a request without a stage from a stale version after
 ``UpdateSecretVersionStage``. Credentials come from boto3's own chain
 (environment, profile, instance or task role); none are accepted in URLs.
-boto3 is synchronous: every call runs in a worker thread.
+boto3 is synchronous: every call runs in a worker thread. botocore logs whole
+response bodies at DEBUG level, which for ``GetSecretValue`` is the secret; a
+filter on the ``botocore.parsers`` logger drops those records.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import threading
 from collections.abc import Iterator
@@ -56,6 +59,20 @@ _DENIED = {
     "UnauthorizedOperation",
 }
 _BAD_REQUEST = {"InvalidParameterException", "InvalidRequestException", "ValidationException"}
+
+
+class _DropResponseBodies(logging.Filter):
+    """Drop botocore's DEBUG dump of response bodies: for GetSecretValue it is the secret."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Response body")
+
+
+def _keep_bodies_out_of_logs() -> None:
+    """Install the filter once on ``botocore.parsers``, the logger that dumps bodies."""
+    parsers = logging.getLogger("botocore.parsers")
+    if not any(isinstance(f, _DropResponseBodies) for f in parsers.filters):
+        parsers.addFilter(_DropResponseBodies())
 
 
 def _import_boto3() -> Any:
@@ -161,6 +178,7 @@ class AwsSecretsManagerSource(SecretSource):
                     read_timeout=self.timeout,
                     retries={"max_attempts": self.max_attempts, "mode": "standard"},
                 )
+                _keep_bodies_out_of_logs()
                 # A session of our own: boto3's default session is not thread-safe.
                 session = boto3.session.Session()
                 with self._translate(None, "create a client"):
