@@ -72,7 +72,7 @@ async def make(
         settings.setdefault("allow_http", True)
         settings.setdefault("allowed_ports", [80, 443, canary.port, canary6.port])
         client = SafeClient(
-            OutboundPolicy.from_settings(OutboundSettings(**settings)),
+            OutboundPolicy.from_settings(OutboundSettings(**settings), profile="development"),
             resolver=resolver,
             network_backend=network,
         )
@@ -382,7 +382,8 @@ class TestRedirects:
                     allowed_ports=[80, 443, canary.port],
                     test_only_allowed_cidrs=["127.0.0.1/32"],
                     test_only_allowed_ports=[server.port],
-                )
+                ),
+                profile="development",
             )
             transport = safe_transport(policy, resolver=StubResolver(), network_backend=network)
             async with httpx.AsyncClient(

@@ -160,7 +160,7 @@ def blocked_ipv4(draw: st.DrawFn) -> IPv4Address:
 def test_every_blocked_ipv4_is_refused_in_every_disguise(address: IPv4Address) -> None:
     """A blocked IPv4 address stays blocked as mapped, compatible, NAT64 and 6to4 IPv6."""
     value = int(address)
-    forms = [
+    forms: list[IPv4Address | IPv6Address] = [
         address,
         IPv6Address((0xFFFF << 32) | value),  # ::ffff:a.b.c.d
         IPv6Address((0xFFFF << 48) | value),  # ::ffff:0:a.b.c.d

@@ -15,7 +15,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from barbacana.outbound import (
     BadResponseError,
@@ -171,9 +171,7 @@ class TestTLS:
                 x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
                 critical=False,
             )
-            .add_extension(
-                x509.ExtendedKeyUsage([x509.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False
-            )
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
             .sign(ca_key, hashes.SHA256())
         )
         (tmp_path / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
@@ -294,7 +292,7 @@ class TestTime:
 
     async def test_slow_resolver(self, network: FakeNetwork) -> None:
         """A resolver that hangs is abandoned too."""
-        policy = OutboundPolicy.from_settings(OutboundSettings(timeout=0.3))
+        policy = OutboundPolicy.from_settings(OutboundSettings(timeout=0.3), profile="development")
         resolver = StubResolver({"slow.test": [PUBLIC]}, delay=10)
         async with SafeClient(policy, resolver=resolver, network_backend=network) as client:
             with pytest.raises(OutboundTimeoutError):
@@ -375,7 +373,9 @@ class TestCredentials:
     async def test_raw_transport_strips_credentials(self, network: FakeNetwork) -> None:
         """Through raw httpx, auth headers and Basic auth set by the caller are removed."""
         async with LocalHTTPServer({"/": CannedResponse(body=b"x")}) as server:
-            policy = OutboundPolicy.from_settings(OutboundSettings(**allow(server)))  # type: ignore[arg-type]
+            policy = OutboundPolicy.from_settings(
+                OutboundSettings(**allow(server)), profile="development"
+            )
             transport = safe_transport(policy, resolver=StubResolver(), network_backend=network)
             async with httpx.AsyncClient(transport=transport, trust_env=False) as client:
                 response = await client.get(

@@ -32,7 +32,7 @@ class TestSettings:
     def test_defaults(self) -> None:
         """Default: https only, ports 80/443, 5 redirects, 10 MiB, 10 s, no allowances."""
         p = policy()
-        assert (p.allow_http, p.allowed_ports, p.max_redirects) == (False, {80, 443}, 5)
+        assert (p.allow_http, p.allowed_ports, p.max_redirects) == (False, frozenset({80, 443}), 5)
         assert (p.max_bytes, p.timeout) == (10 * 1024 * 1024, 10.0)
         assert p.test_only_allowed_networks == ()
 
@@ -46,7 +46,7 @@ class TestSettings:
         monkeypatch.setenv("BARBACANA_OUTBOUND_TIMEOUT", "2.5")
         monkeypatch.setenv("BARBACANA_OUTBOUND_ALLOWED_HOSTS", '["a.example", "*.b.example"]')
         monkeypatch.setenv("BARBACANA_OUTBOUND_MAX_BYTES", "1000")
-        wired = Wired(_env_file=None)  # type: ignore[call-arg]
+        wired = Wired(_env_file=None)
         p = OutboundPolicy.from_settings(wired.outbound, profile=wired.profile)
         assert (p.allow_http, p.timeout, p.max_bytes) == (True, 2.5, 1000)
         assert p.allowed_hosts == ("a.example", "*.b.example")

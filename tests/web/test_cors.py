@@ -287,7 +287,7 @@ class TestConfiguration:
         """Invariant 7, as an operator would hit it: env settings that cannot start."""
         monkeypatch.setenv("BARBACANA_CORS_ORIGINS", '["*"]')
         monkeypatch.setenv("BARBACANA_CORS_ALLOW_CREDENTIALS", "true")
-        settings = Settings(_env_file=None)  # type: ignore[call-arg]
+        settings = Settings(_env_file=None)
         with pytest.raises(ConfigurationError, match="credentials"):
             CorsPolicy.from_settings(settings.cors)
 

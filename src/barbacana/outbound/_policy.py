@@ -77,14 +77,13 @@ class OutboundPolicy:
             raise ConfigurationError("outbound.user_agent must be one line of text")
 
     @classmethod
-    def from_settings(
-        cls, settings: OutboundSettings, *, profile: str = "development"
-    ) -> OutboundPolicy:
+    def from_settings(cls, settings: OutboundSettings, *, profile: str) -> OutboundPolicy:
         """Validate ``settings`` and build the policy.
 
         Args:
             settings: ``Settings.outbound``.
-            profile: ``Settings.profile``; ``"production"`` refuses test-only allowances.
+            profile: ``Settings.profile`` (required, so that it cannot be forgotten):
+                ``"production"`` refuses the test-only allowances.
 
         Raises:
             ConfigurationError: A value is invalid; the message says how to fix it.
