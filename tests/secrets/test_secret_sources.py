@@ -65,6 +65,28 @@ class TestSchemeTable:
             source_from_url(url, SecretsSettings(vault_token=SecretStr("t")))
         assert isinstance(info.value, ConfigurationError)
 
+    @pytest.mark.parametrize(
+        "url",
+        [
+            "vault+http://admin:HUNTER2-PW@127.0.0.1:notaport",
+            "vault+http://admin:HUNTER2-PW@127.0.0.1:8200",
+            "aws://?region=x&region=HUNTER2-PW",
+            "env://#HUNTER2-PW",
+            "HUNTER2-PW",
+        ],
+    )
+    def test_bad_urls_are_not_echoed_whole(self, url: str) -> None:
+        """A credential typed into a source URL never appears in the error."""
+        with pytest.raises(SecretsConfigurationError) as info:
+            source_from_url(url)
+        assert "HUNTER2" not in str(info.value)
+
+    def test_a_value_pasted_as_a_reference_is_not_echoed(self) -> None:
+        """BARBACANA_SECRETS_KEK_REF set to the key itself: the error does not show it."""
+        with pytest.raises(SecretsConfigurationError) as info:
+            SecretRef.parse("q9bG7cVw0kP3m1Jx8Yt2Lr5Ns6Ua4Hd0Ze7Wf1Xo3Ci")
+        assert "q9bG7cVw" not in str(info.value)
+
     def test_name_option_and_duplicates(self, tmp_path: Path) -> None:
         """?name= renames a source; two sources with one name are refused."""
         (tmp_path / "a").mkdir()
@@ -137,7 +159,7 @@ class TestReferencesAndSettings:
     @pytest.mark.parametrize("ref", ["db_password", "://x", "Vault://x", "vault://", "1x://y"])
     def test_bad_references(self, ref: str) -> None:
         """A reference is <source>://<name>."""
-        with pytest.raises(SecretsConfigurationError, match="not a secret reference"):
+        with pytest.raises(SecretsConfigurationError, match="not of the form"):
             SecretRef.parse(ref)
 
     def test_reference_parts(self) -> None:
@@ -184,7 +206,7 @@ class TestReferencesAndSettings:
         assert settings.dir == tmp_path
         assert settings.ttl == timedelta(seconds=90)
         assert "hvs.secret-token-value" not in repr(settings)
-        assert settings.kek == "file://kek"
+        assert settings.kek_ref == "file://kek"
 
     def test_settings_validation(self) -> None:
         """Times must be positive; unknown fields are refused (frozen, extra=forbid)."""

@@ -2,12 +2,12 @@
 
 The identity service seals its signing keys (and TOTP seeds) with
 :func:`seal` before storing them, and opens them with :func:`open_sealed`. The
-key-encryption key (KEK) comes from a secret source (``SecretsSettings.kek``,
+key-encryption key (KEK) comes from a secret source (``SecretsSettings.kek_ref``,
 ``file://kek`` by default) through :meth:`KeyEncryptionKey.from_secret`; after
 the KEK rotates, :func:`rewrap` moves each blob to the new key without
 re-encrypting its payload::
 
-    kek = KeyEncryptionKey.from_secret(await resolver.get(settings.secrets.kek))
+    kek = KeyEncryptionKey.from_secret(await resolver.get(settings.secrets.kek_ref))
     blob = seal(private_key_pem, kek, aad=b"barbacana/signing-key/" + kid.encode())
     pem = open_sealed(blob, [kek], aad=b"barbacana/signing-key/" + kid.encode())
 

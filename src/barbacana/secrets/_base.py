@@ -33,23 +33,43 @@ __all__ = [
 ]
 
 
+def redact_url(url: str) -> str:
+    """``url`` without user info, query values or fragment: safe to put in a message.
+
+    A mistyped setting may hold a credential, so errors never echo a URL whole.
+    """
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        scheme = url.partition("://")[0] if "://" in url else ""
+        return f"{scheme[:16]}://<unparsable>" if scheme.isalnum() else "<unparsable>"
+    if not parts.scheme:
+        return "<not a URL>"
+    keys = sorted(parse_qs(parts.query, keep_blank_values=True))
+    query = ("?" + "&".join(f"{k}=..." for k in keys)) if keys else ""
+    return f"{parts.scheme}://{host}{port}{parts.path}{query}"
+
+
 class SourceURL:
     """A parsed source URL: scheme, location, and its query options (each given once)."""
 
     def __init__(self, url: str) -> None:
+        shown = redact_url(url)
         try:
             parts: SplitResult = urlsplit(url)
             _ = parts.port  # validates the port
         except ValueError:
-            raise SecretsConfigurationError(f"{url!r} is not a valid secret source URL") from None
+            raise SecretsConfigurationError(f"{shown} is not a valid secret source URL") from None
         if not parts.scheme or "://" not in url:
             raise SecretsConfigurationError(
-                f"{url!r} is not a secret source URL; write e.g. env://, file:///run/secrets, "
+                f"{shown} is not a secret source URL; write e.g. env://, file:///run/secrets, "
                 "vault://vault.internal:8200 or aws://"
             )
         if parts.fragment:
             raise SecretsConfigurationError(
-                f"secret source URL {url!r} has a #fragment; a #field belongs in a secret "
+                f"secret source URL {shown} has a #fragment; a #field belongs in a secret "
                 "reference, not in the source URL"
             )
         if parts.username or parts.password:
@@ -63,7 +83,7 @@ class SourceURL:
         for key, values in parse_qs(parts.query, keep_blank_values=True).items():
             if len(values) != 1:
                 raise SecretsConfigurationError(
-                    f"option {key!r} is given more than once in secret source URL {url!r}"
+                    f"option {key!r} is given more than once in secret source URL {shown}"
                 )
             options[key] = values[0]
         self.options = options

@@ -42,7 +42,7 @@ class SecretsSettings(BaseModel):
     #: A mounted secrets directory (Docker or Kubernetes secrets); adds a ``file`` source.
     dir: Path | None = None
     #: Reference of the key-encryption key that protects keys at rest (see ``barbacana.crypto``).
-    kek: str = "file://kek"
+    kek_ref: str = "file://kek"
     #: A cached value is fetched again once it is this old.
     ttl: timedelta = Field(timedelta(minutes=5), gt=timedelta(0))
     #: How often the background task wakes to refresh due values and renew Vault tokens.

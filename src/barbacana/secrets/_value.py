@@ -91,9 +91,10 @@ class SecretRef:
         """
         source, sep, name = ref.partition("://")
         if not sep or not _SOURCE_NAME.match(source) or not name:
+            # The text is not echoed: a secret pasted where its reference belongs must not leak.
             raise SecretsConfigurationError(
-                f"{ref!r} is not a secret reference; write <source>://<name>, "
-                "e.g. file://db_password or vault://secret/data/app#db_password"
+                "a secret reference is not of the form <source>://<name> (the value is not "
+                "shown); write e.g. file://db_password or vault://secret/data/app#db_password"
             )
         return cls(source=source, name=name)
 
