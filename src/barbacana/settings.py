@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .errors import ConfigurationError
+from .transport._settings import TransportSettings
 
 __all__ = [
     "AccessSettings",
@@ -241,6 +242,7 @@ class Settings(BaseSettings):
     cors: CorsSettings = CorsSettings()
     database: DatabaseSettings = DatabaseSettings()
     redis: RedisSettings = RedisSettings()
+    transport: TransportSettings = TransportSettings()
 
     @field_validator("data_dir")
     @classmethod

@@ -49,40 +49,58 @@ def _stop(process: subprocess.Popen[str]) -> str:
     return rest
 
 
-def test_up_walkthrough(tmp_path: Path) -> None:
-    """login → create order → read it → logout, against `barbacana up`; Ctrl-C stops it."""
-    data_dir = tmp_path / "data"
+def _ports() -> int:
     port = free_port()
     while free_port() == port + 1:
         port = free_port()
-    process, output = _start(data_dir, port, "--plain-http")
+    return port
+
+
+def _walk(auth: str, orders: str, password: str, verify: str | bool) -> None:
+    with httpx.Client(verify=verify) as client:
+        token = client.post(
+            f"{auth}/token",
+            data={"grant_type": "password", "username": "admin", "password": password},
+        ).json()["access_token"]
+        headers = {"Authorization": f"Bearer {token}"}
+        created = client.post(f"{orders}/orders", json={"item": "tea", "quantity": 3}, headers=headers)
+        assert created.status_code == 201
+        read = client.get(f"{orders}{created.headers['location']}", headers=headers)
+        assert read.json()["quantity"] == 3
+        assert client.post(f"{auth}/logout", headers=headers).status_code == 204
+        start = time.monotonic()
+        while client.get(f"{orders}/orders", headers=headers).status_code != 401:
+            assert time.monotonic() - start < 2.0
+            time.sleep(0.05)
+
+
+def test_up_walkthrough(tmp_path: Path) -> None:
+    """HTTPS by default: login → create order → read it → logout; Ctrl-C stops it."""
+    data_dir = tmp_path / "data"
+    port = _ports()
+    process, output = _start(data_dir, port)
     try:
         password = re.search(r"password (\S+) \(shown only once\)", output)
         assert password, output
-        auth = f"http://127.0.0.1:{port}"
-        orders = f"http://127.0.0.1:{port + 1}"
-        assert auth in output and orders in output and "curl" in output
-        token = httpx.post(
-            f"{auth}/token",
-            data={"grant_type": "password", "username": "admin", "password": password.group(1)},
-        ).json()["access_token"]
-        headers = {"Authorization": f"Bearer {token}"}
-        created = httpx.post(f"{orders}/orders", json={"item": "tea", "quantity": 3}, headers=headers)
-        assert created.status_code == 201
-        read = httpx.get(f"{orders}{created.headers['location']}", headers=headers)
-        assert read.json()["quantity"] == 3
-        assert httpx.post(f"{auth}/logout", headers=headers).status_code == 204
-        start = time.monotonic()
-        while httpx.get(f"{orders}/orders", headers=headers).status_code != 401:
-            assert time.monotonic() - start < 2.0
-            time.sleep(0.05)
+        auth = f"https://127.0.0.1:{port}"
+        orders = f"https://127.0.0.1:{port + 1}"
+        ca = data_dir / "pki" / "ca.pem"
+        assert auth in output and orders in output and f"--cacert {ca}" in output
+        _walk(auth, orders, password.group(1), str(ca))
+        # HSTS over HTTPS; an untrusted client cannot even connect.
+        assert "strict-transport-security" in httpx.get(f"{auth}/health", verify=str(ca)).headers
+        with pytest.raises(httpx.ConnectError):
+            httpx.get(f"{auth}/health")
+        # Internal endpoints want a client certificate from the internal CA.
+        feed = httpx.get(f"{auth}/internal/revocations", verify=str(ca))
+        assert feed.status_code == 401 and feed.json()["code"] == "peer_certificate_required"
     finally:
         rest = _stop(process)
     assert process.returncode == 0, rest
     assert "stopped" in rest
-    for url in (f"http://127.0.0.1:{port}/health", f"http://127.0.0.1:{port + 1}/health"):
+    for url in (f"https://127.0.0.1:{port}/health", f"https://127.0.0.1:{port + 1}/health"):
         with pytest.raises(httpx.ConnectError):
-            httpx.get(url, timeout=1)
+            httpx.get(url, timeout=1, verify=str(ca))
     # Private files: data directory, KEK and client secrets are the user's only.
     assert (data_dir / "secrets").stat().st_mode & 0o077 == 0
     assert (data_dir / "secrets" / "kek").stat().st_mode & 0o077 == 0
@@ -90,6 +108,19 @@ def test_up_walkthrough(tmp_path: Path) -> None:
     process, output = _start(data_dir, port, "--plain-http")
     _stop(process)
     assert "shown only once" not in output
+
+
+def test_up_plain_http(tmp_path: Path) -> None:
+    """--plain-http serves the same system without TLS (local experiments)."""
+    port = _ports()
+    process, output = _start(tmp_path / "data", port, "--plain-http")
+    try:
+        password = re.search(r"password (\S+) \(shown only once\)", output)
+        assert password, output
+        _walk(f"http://127.0.0.1:{port}", f"http://127.0.0.1:{port + 1}", password.group(1), True)
+    finally:
+        _stop(process)
+    assert process.returncode == 0
 
 
 def test_users_add_before_first_up(tmp_path: Path) -> None:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 from enum import Enum
 from typing import Annotated
 
 import typer
 import uvicorn
 
+from ..services._runtime import DataDir
+from ..transport import Pki, mtls_client, serve_config
 from ._common import DataDirOption, load_settings
 
 class Service(str, Enum):
@@ -20,9 +23,11 @@ def serve(
     host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on")] = 8000,
     data_dir: DataDirOption = None,
+    plain_http: Annotated[bool, typer.Option("--plain-http", help="No TLS")] = False,
 ) -> None:
-    """Serve SERVICE with uvicorn until SIGINT/SIGTERM."""
+    """Serve SERVICE with uvicorn until SIGINT/SIGTERM (HTTPS with the data directory's CA)."""
     settings = load_settings(data_dir, service_name=service.value)
+    pki = None if plain_http else Pki(DataDir(settings.data_dir).pki, settings=settings.transport)
     if service is Service.auth:
         from ..services._runtime import load_sealer
         from ..services.auth.app import create_app
@@ -31,14 +36,27 @@ def serve(
     else:
         from ..services.orders.app import create_app as create_orders
 
-        application = create_orders(settings)
-    config = uvicorn.Config(
-        application,
-        host=host,
-        port=port,
-        access_log=False,
-        server_header=False,
-        proxy_headers=False,
-        lifespan="on",
-    )
+        if pki is None:
+            application = create_orders(settings)
+        else:
+            # Calls to the identity service present this service's certificate (mTLS).
+            factory = functools.partial(mtls_client, pki, "orders", settings=settings.transport)
+            application = create_orders(settings, client_factory=factory)
+    options = {"access_log": False, "lifespan": "on", "log_level": "info"}
+    if pki is None:
+        config = uvicorn.Config(
+            application, host=host, port=port, server_header=False, proxy_headers=False, **options
+        )
+    else:
+        # One listener per service with optional client certificates: public routes
+        # stay server-auth-only, internal routes demand a verified peer.
+        config = serve_config(
+            application,
+            credentials=pki.credentials(service.value),
+            host=host,
+            port=port,
+            require_client_cert=False,
+            settings=settings.transport,
+            **options,
+        )
     uvicorn.Server(config).run()

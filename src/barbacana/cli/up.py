@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import signal
 import subprocess
@@ -15,6 +16,7 @@ import httpx
 import typer
 
 from ..services._runtime import DataDir
+from ..transport import Pki
 from ._admin import bootstrap
 from ._common import DataDirOption, console, fail, load_settings, run
 
@@ -38,13 +40,29 @@ def _environment(data_dir: Path, extra: dict[str, str]) -> dict[str, str]:
     return env
 
 
-def _wait_ready(child: _Child, timeout: float = 60.0) -> None:
+def _issue(pki: Pki, names: tuple[str, ...], host: str) -> None:
+    ips = [host] if _is_ip(host) else []
+    dns = ["localhost"] + ([] if ips else [host])
+    for name in names:
+        pki.ensure_service(name, dns=dns, ips=ips or ["127.0.0.1"])
+
+
+def _is_ip(value: str) -> bool:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _wait_ready(child: _Child, ca_file: Path | None, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if child.process.poll() is not None:
             fail(f"the {child.name} service exited during start-up (code {child.process.returncode})")
         try:
-            response = httpx.get(f"{child.url}/ready", timeout=2.0, verify=False)  # noqa: S501 -- local readiness probe
+            verify: str | bool = str(ca_file) if ca_file else True
+            response = httpx.get(f"{child.url}/ready", timeout=2.0, verify=verify)
             if response.status_code == 200:
                 return
         except httpx.HTTPError:
@@ -78,12 +96,16 @@ def up(
     """Start auth (P) and orders (P+1); Ctrl-C stops them cleanly."""
     settings = load_settings(data_dir)
     root = settings.data_dir.resolve()
-    scheme = "http"
+    scheme = "http" if plain_http else "https"
     auth_url = f"{scheme}://{host}:{base_port}"
     orders_url = f"{scheme}://{host}:{base_port + 1}"
     console.print(f"[bold]Barbacana[/] data directory: {root}")
     shown = run(bootstrap(settings.model_copy(update={"data_dir": root})))
     data = DataDir(root)
+    pki = None if plain_http else Pki(data.pki, settings=settings.transport)
+    names = ("auth", "orders")
+    if pki is not None:
+        _issue(pki, names, host)
     common = {
         "BARBACANA_TOKENS_ISSUER": auth_url,
         "BARBACANA_CORS_ORIGINS": os.environ.get("BARBACANA_CORS_ORIGINS")
@@ -116,12 +138,19 @@ def up(
         for name, url, port, extra in specs:
             command = [sys.executable, "-m", "barbacana.cli", "serve", name, "--host", host,
                        "--port", str(port), "--data-dir", str(root)]
+            if plain_http:
+                command.append("--plain-http")
             env = _environment(root, {**common, **extra})
             process = subprocess.Popen(command, env=env)  # noqa: S603 -- our own interpreter and module
             children.append(_Child(name, url, process))
-            _wait_ready(children[-1])
-        _banner(children, shown, settings.identity.admin_username)
+            _wait_ready(children[-1], pki.ca_file if pki else None)
+        _banner(children, shown, settings.identity.admin_username, pki.ca_file if pki else None)
+        renew_at = time.monotonic() + 60
         while not stopping:
+            if pki is not None and time.monotonic() >= renew_at:
+                # Re-issues certificates nearing expiry; servers reload them live.
+                _issue(pki, names, host)
+                renew_at = time.monotonic() + 60
             for child in children:
                 if child.process.poll() is not None:
                     console.print(f"[red]{child.name} exited (code {child.process.returncode}); stopping[/]")
@@ -133,9 +162,13 @@ def up(
     console.print("stopped.")
 
 
-def _banner(children: list[_Child], shown: dict[str, str], admin: str) -> None:
+def _banner(children: list[_Child], shown: dict[str, str], admin: str, ca: Path | None) -> None:
     for child in children:
         console.print(f"  [green]{child.name:<7}[/] {child.url}   docs: {child.url}/docs")
+    cacert = ""
+    if ca is not None:
+        console.print(f"\n  Trust the dev CA: {ca}")
+        cacert = f"--cacert {ca} "
     if "admin_password" in shown:
         console.print(
             f"\n  First run: account [bold]{admin}[/] with password "
@@ -145,9 +178,9 @@ def _banner(children: list[_Child], shown: dict[str, str], admin: str) -> None:
     orders = children[1].url if len(children) > 1 else auth
     console.print(
         "\n  Try it:\n"
-        f"    TOKEN=$(curl -s -d grant_type=password -d username={admin} "
+        f"    TOKEN=$(curl -s {cacert}-d grant_type=password -d username={admin} "
         f"--data-urlencode password=PASSWORD {auth}/token | python3 -c "
         "'import json,sys;print(json.load(sys.stdin)[\"access_token\"])')\n"
-        f"    curl -s -H \"Authorization: Bearer $TOKEN\" {orders}/orders\n"
+        f"    curl -s {cacert}-H \"Authorization: Bearer $TOKEN\" {orders}/orders\n"
         "\n  Press Ctrl-C to stop."
     )

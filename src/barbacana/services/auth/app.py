@@ -23,6 +23,7 @@ from ...identity.errors import (
 )
 from ...settings import Settings
 from ...storage import Database
+from ...transport import PeerCertificateRequiredError, PeerNotAllowedError, peer_identity
 from ...web import secure
 from ._models import (
     ApiKeyCreate,
@@ -87,10 +88,19 @@ class ServiceClientAuth:
         request: Request,
         credentials: HTTPBasicCredentials | None = Depends(basic_scheme),
     ) -> ServiceClient:
+        identity = _identity(request)
+        if request.url.scheme == "https":
+            # Over TLS, internal endpoints also need the caller's certificate from the
+            # internal CA, naming one of the allowed services (DESIGN invariant 12).
+            peer = peer_identity(request.scope, identity.settings.transport)
+            if peer is None:
+                raise PeerCertificateRequiredError("this endpoint needs a client certificate")
+            if self.allowed and peer.service not in self.allowed:
+                raise PeerNotAllowedError(f"service {peer.service!r} may not use this endpoint")
         pair = _basic(credentials)
         if pair is None:
             raise InvalidClientError("client authentication required")
-        client = await _identity(request).clients.authenticate(*pair)
+        client = await identity.clients.authenticate(*pair)
         if self.allowed and client.client_id not in self.allowed:
             raise InvalidClientError("this client may not use this endpoint")
         return client
