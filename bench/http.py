@@ -1,0 +1,462 @@
+"""HTTP throughput: bare FastAPI against Barbacana against the chapter's textbook stack.
+
+Run from the repository root::
+
+    uv run python bench/http.py                          # print the table
+    uv run python bench/http.py --update bench/http.md   # also rewrite the results section
+    uv run python bench/http.py --profile barbacana      # where one app's time goes (cProfile)
+
+The three apps of ``bench/_http_apps.py`` serve the same ``GET /orders`` (a
+small JSON list). Each one runs in its own uvicorn process with one worker on
+127.0.0.1, all with the same configuration (uvloop and httptools when
+installed, no access log). Before anything is measured the bench proves each
+app is wired as claimed: 200 and the expected body with the benchmark request;
+401 without a token and with a tampered one (Barbacana and textbook); the
+security headers of ``secure()`` on Barbacana's answer; the textbook limiter
+refusing once its limit is reached (in process, with a limit of 2). A run
+with any non-2xx answer, or where the textbook app logged fewer lines than it
+served requests, stops without numbers.
+
+``wrk --latency`` then drives each app in turn: a short warm-up, then the
+measured run; with several rounds the apps are interleaved and each app's
+best round (by requests/s) is kept, which is timeit's advice for a noisy
+machine. The whole run takes about a minute with the defaults.
+"""
+
+from __future__ import annotations
+
+# ruff: noqa: E402 -- the imports below must follow the sys.path repair.
+import sys
+from pathlib import Path
+
+# This file shares its name with the standard library's ``http`` package, and
+# Python puts a script's folder first on sys.path: without this repair,
+# ``import http`` anywhere below (Starlette, httpx) would import this file.
+BENCH_DIR = Path(__file__).resolve().parent
+for _entry in [p for p in sys.path if Path(p or ".").resolve() == BENCH_DIR]:
+    sys.path.remove(_entry)
+
+import argparse
+import asyncio
+import cProfile
+import importlib.util
+import io
+import os
+import pstats
+import re
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from types import ModuleType
+
+import httpx
+from fastapi import FastAPI
+
+
+def _load_apps() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("_http_apps", BENCH_DIR / "_http_apps.py")
+    if spec is None or spec.loader is None:
+        raise SystemExit(f"cannot load {BENCH_DIR / '_http_apps.py'}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+apps = _load_apps()
+
+WRK = "wrk"
+READY_TIMEOUT = 90.0
+_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3, "h": 3600e3}
+
+
+@dataclass
+class Result:
+    """One measured wrk run."""
+
+    requests_per_second: float
+    p99_ms: float
+    requests: int
+
+
+@dataclass
+class App:
+    """One contender: its uvicorn factory, the request that counts, and its results."""
+
+    name: str
+    label: str
+    token: str | None
+    port: int = 0
+    process: subprocess.Popen[bytes] | None = None
+    log: Path | None = None
+    results: list[Result] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/orders"
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"} if self.token else {}
+
+    @property
+    def best(self) -> Result:
+        return max(self.results, key=lambda r: r.requests_per_second)
+
+
+# -- servers --------------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _server_options() -> list[str]:
+    loop = "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"
+    http = "httptools" if importlib.util.find_spec("httptools") else "h11"
+    return [
+        "--workers", "1", "--no-access-log", "--log-level", "warning",
+        "--loop", loop, "--http", http,
+    ]  # fmt: skip
+
+
+def _start(app: App, folder: Path) -> None:
+    # The server imports the apps from a copy beside the key material: with bench/
+    # on its sys.path, this file would shadow the standard library's ``http``.
+    shutil.copyfile(BENCH_DIR / "_http_apps.py", folder / "_http_apps.py")
+    app.port = _free_port()
+    app.log = folder / f"uvicorn-{app.name}.log"
+    command = [
+        sys.executable, "-m", "uvicorn", "--factory", f"_http_apps:{app.name}",
+        "--app-dir", str(folder), "--host", "127.0.0.1", "--port", str(app.port),
+        *_server_options(),
+    ]  # fmt: skip
+    env = {**os.environ, apps.DIR_ENV: str(folder)}
+    with app.log.open("wb") as log:
+        app.process = subprocess.Popen(
+            command, cwd=folder, env=env, stdout=log, stderr=subprocess.STDOUT
+        )
+
+
+def _wait_ready(app: App) -> None:
+    if app.process is None or app.log is None:
+        raise SystemExit(f"{app.label} was not started")
+    deadline = time.monotonic() + READY_TIMEOUT
+    while time.monotonic() < deadline:
+        if app.process.poll() is not None:
+            raise SystemExit(f"{app.label} exited at start-up:\n{app.log.read_text()}")
+        try:
+            httpx.get(app.url, timeout=1.0)
+            return
+        except httpx.TransportError:
+            time.sleep(0.1)
+    raise SystemExit(f"{app.label} did not answer within {READY_TIMEOUT:.0f} s")
+
+
+def _stop(app: App) -> None:
+    if app.process is None or app.process.poll() is not None:
+        return
+    app.process.terminate()
+    try:
+        app.process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        app.process.kill()
+        app.process.wait(timeout=5)
+
+
+@contextmanager
+def _servers(contenders: list[App], folder: Path) -> Iterator[None]:
+    try:
+        for app in contenders:
+            _start(app, folder)
+        for app in contenders:
+            _wait_ready(app)
+        yield
+    finally:
+        for app in contenders:
+            _stop(app)
+
+
+# -- proofs that each app is what it claims to be -------------------------------------
+
+
+def _fail(app: App, what: str, response: httpx.Response) -> SystemExit:
+    return SystemExit(
+        f"{app.label} is misconfigured: {what}; got {response.status_code} {response.text[:200]!r}"
+    )
+
+
+def _tampered(token: str) -> str:
+    head, body, signature = token.split(".")
+    flipped = ("A" if signature[0] != "A" else "B") + signature[1:]
+    return f"{head}.{body}.{flipped}"
+
+
+def _check(app: App) -> None:
+    with httpx.Client(timeout=5.0) as client:
+        ok = client.get(app.url, headers=app.headers)
+        if ok.status_code != 200 or ok.json() != apps.ORDERS:
+            raise _fail(app, "the benchmark request must answer 200 with the orders", ok)
+        if app.name == "barbacana":
+            for header in ("x-request-id", "content-security-policy", "x-content-type-options"):
+                if header not in ok.headers:
+                    raise _fail(app, f"secure() did not add {header}", ok)
+        if app.token is None:
+            return
+        anonymous = client.get(app.url)
+        if anonymous.status_code != 401:
+            raise _fail(app, "a request without a token must answer 401", anonymous)
+        forged = client.get(app.url, headers={"Authorization": f"Bearer {_tampered(app.token)}"})
+        if forged.status_code != 401:
+            raise _fail(app, "a request with a tampered token must answer 401", forged)
+
+
+async def _textbook_limiter_refuses(folder: Path, token: str) -> None:
+    """The textbook app's slowapi decorator is live: with a limit of 2, the third call is 429."""
+    app = apps.create_textbook(folder, limit="2/minute")
+    transport = httpx.ASGITransport(app=app)
+    headers = {"Authorization": f"Bearer {token}"}
+    async with httpx.AsyncClient(transport=transport, base_url="http://bench.test") as client:
+        codes = [(await client.get("/orders", headers=headers)).status_code for _ in range(3)]
+    if codes != [200, 200, 429]:
+        raise SystemExit(f"textbook limiter is not applied: statuses {codes}, wanted 200, 200, 429")
+
+
+def _log_lines(folder: Path) -> int:
+    path = folder / apps.LOG_FILE
+    if not path.exists():
+        return 0
+    with path.open("rb") as handle:
+        return sum(1 for _ in handle)
+
+
+# -- wrk ------------------------------------------------------------------------------
+
+
+def _wrk(app: App, args: argparse.Namespace, seconds: float) -> str:
+    command = [
+        WRK, "--latency", "--timeout", "5s",
+        "-t", str(args.threads), "-c", str(args.connections), "-d", f"{seconds:g}s",
+    ]  # fmt: skip
+    for name, value in app.headers.items():
+        command += ["-H", f"{name}: {value}"]
+    command.append(app.url)
+    done = subprocess.run(
+        command, capture_output=True, text=True, timeout=seconds + 30, check=False
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"wrk failed on {app.label}: {done.stderr or done.stdout}")
+    return done.stdout
+
+
+def parse_wrk(output: str) -> Result:
+    """Requests/s, the 99th-percentile latency in ms, and the request count of one run.
+
+    Raises:
+        SystemExit: The output lacks a figure, or reports non-2xx answers.
+    """
+    rate = re.search(r"^Requests/sec:\s+([\d.]+)\s*$", output, re.MULTILINE)
+    p99 = re.search(r"^\s*99%\s+([\d.]+)(us|ms|s|m|h)\s*$", output, re.MULTILINE)
+    count = re.search(r"^\s*(\d+) requests in ", output, re.MULTILINE)
+    if rate is None or p99 is None or count is None:
+        raise SystemExit(f"cannot read wrk's output:\n{output}")
+    refused = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    if refused is not None:
+        raise SystemExit(f"{refused.group(1)} answers were not 2xx:\n{output}")
+    return Result(
+        requests_per_second=float(rate.group(1)),
+        p99_ms=float(p99.group(1)) * _UNITS[p99.group(2)],
+        requests=int(count.group(1)),
+    )
+
+
+def _measure(app: App, args: argparse.Namespace, folder: Path) -> Result:
+    if args.warmup > 0:
+        parse_wrk(_wrk(app, args, args.warmup))
+    logged_before = _log_lines(folder)
+    output = _wrk(app, args, args.duration)
+    result = parse_wrk(output)
+    errors = re.search(r"Socket errors: (.*)", output)
+    if errors is not None:
+        print(f"  {app.label}: socket errors: {errors.group(1)}", file=sys.stderr)
+    if app.name == "textbook":
+        logged = _log_lines(folder) - logged_before
+        if logged < result.requests:
+            raise SystemExit(f"textbook logged {logged} lines for {result.requests} requests")
+    return result
+
+
+# -- report ---------------------------------------------------------------------------
+
+
+def _table(contenders: list[App]) -> str:
+    bare = contenders[0].best
+    lines = [
+        "| app | requests/s | vs bare | p99 latency (ms) | vs bare |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for app in contenders:
+        best = app.best
+        lines.append(
+            f"| {app.label} | {best.requests_per_second:,.0f} | "
+            f"{best.requests_per_second / bare.requests_per_second:.2f} | "
+            f"{best.p99_ms:.2f} | {best.p99_ms / bare.p99_ms:.2f} |"
+        )
+    return "\n".join(lines)
+
+
+def _rounds(contenders: list[App]) -> str:
+    lines = []
+    for app in contenders:
+        runs = ", ".join(
+            f"{r.requests_per_second:,.0f} req/s p99 {r.p99_ms:.2f} ms" for r in app.results
+        )
+        lines.append(f"- {app.label}: {runs}")
+    return "\n".join(lines)
+
+
+def _update(path: Path, section: str) -> None:
+    text = path.read_text(encoding="utf-8")
+    pattern = re.compile(r"(<!-- results:start -->\n).*?(\n<!-- results:end -->)", re.DOTALL)
+    if not pattern.search(text):
+        raise SystemExit(f"{path} has no results markers")
+    path.write_text(pattern.sub(lambda m: m.group(1) + section + m.group(2), text), "utf-8")
+
+
+# -- profile --------------------------------------------------------------------------
+
+
+def _in_process(app: FastAPI, headers: dict[str, str], count: int) -> Callable[[], None]:
+    async def drive() -> None:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://bench.test") as client:
+            for _ in range(count):
+                response = await client.get("/orders", headers=headers)
+                if response.status_code != 200:
+                    raise SystemExit(f"in-process request answered {response.status_code}")
+
+    return lambda: asyncio.run(drive())
+
+
+def _profile(name: str, count: int, folder: Path) -> None:
+    """In-process cost per request of every app, then a cProfile of ``name``."""
+    tokens = {
+        "bare": None,
+        "barbacana": apps.issue_barbacana_token(folder),
+        "textbook": apps.issue_textbook_token(folder),
+    }
+    factories: dict[str, Callable[[], FastAPI]] = {
+        "bare": apps.create_bare,
+        "barbacana": lambda: apps.create_barbacana(folder),
+        "textbook": lambda: apps.create_textbook(folder),
+    }
+    print(f"In process (httpx.ASGITransport, {count} requests, best of 3):")
+    for app_name, factory in factories.items():
+        token = tokens[app_name]
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        run = _in_process(factory(), headers, count)
+        run()  # warm-up
+        best = min(_timed(run) for _ in range(3))
+        print(f"  {app_name:<10} {best / count * 1e6:8.1f} µs/request")
+    token = tokens[name]
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    run = _in_process(factories[name](), headers, count)
+    run()
+    profiler = cProfile.Profile()
+    profiler.enable()
+    run()
+    profiler.disable()
+    for order in ("tottime", "cumulative"):
+        buffer = io.StringIO()
+        pstats.Stats(profiler, stream=buffer).sort_stats(order).print_stats(30)
+        print(f"\n--- {name}: top 30 by {order} ---")
+        print(buffer.getvalue())
+
+
+def _timed(run: Callable[[], None]) -> float:
+    started = time.perf_counter()
+    run()
+    return time.perf_counter() - started
+
+
+# -- main -----------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--duration", type=float, default=8.0, help="seconds measured per run")
+    parser.add_argument("--warmup", type=float, default=2.0, help="seconds of warm-up per run")
+    parser.add_argument("--connections", type=int, default=32, help="wrk connections")
+    parser.add_argument("--threads", type=int, default=2, help="wrk threads")
+    parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds per app")
+    parser.add_argument("--update", type=Path, help="rewrite the results section of this file")
+    parser.add_argument(
+        "--profile",
+        choices=["bare", "barbacana", "textbook"],
+        help="instead of wrk: time every app in process, then cProfile this one",
+    )
+    parser.add_argument("--requests", type=int, default=3000, help="requests per --profile run")
+    args = parser.parse_args(argv)
+    if args.duration <= 0 or args.rounds < 1 or args.connections < args.threads:
+        parser.error("need --duration > 0, --rounds >= 1 and --connections >= --threads")
+
+    with tempfile.TemporaryDirectory(prefix="barbacana-http-bench-") as temp:
+        folder = Path(temp)
+        apps.write_key_material(folder)
+        if args.profile:
+            _profile(args.profile, args.requests, folder)
+            return 0
+        if shutil.which(WRK) is None:
+            raise SystemExit("wrk is not installed (Debian: apt-get install wrk)")
+        return _run(args, folder)
+
+
+def _run(args: argparse.Namespace, folder: Path) -> int:
+    started = time.perf_counter()
+    load = os.getloadavg()[0]
+    textbook_token = apps.issue_textbook_token(folder)
+    asyncio.run(_textbook_limiter_refuses(folder, textbook_token))
+    contenders = [
+        App("bare", "bare FastAPI", None),
+        App("barbacana", "Barbacana", apps.issue_barbacana_token(folder)),
+        App("textbook", "textbook stack", textbook_token),
+    ]
+    with _servers(contenders, folder):
+        for app in contenders:
+            _check(app)
+        for round_ in range(args.rounds):
+            for app in contenders:
+                app.results.append(_measure(app, args, folder))
+                best = app.results[-1]
+                print(
+                    f"round {round_ + 1}: {app.label}: {best.requests_per_second:,.0f} req/s, "
+                    f"p99 {best.p99_ms:.2f} ms",
+                    file=sys.stderr,
+                    flush=True,
+                )
+
+    table = _table(contenders)
+    options = " ".join(_server_options())
+    footer = (
+        f"wrk -t{args.threads} -c{args.connections} -d{args.duration:g}s --latency "
+        f"(after {args.warmup:g} s of warm-up), best of {args.rounds} interleaved rounds; "
+        f"uvicorn {options}; Python {sys.version.split()[0]}; {os.cpu_count()} cores, "
+        f"load average {load:.2f} at start; {time.perf_counter() - started:.0f} s in total."
+    )
+    print(table, end="\n\n")
+    print("Every round:\n" + _rounds(contenders), end="\n\n")
+    print(footer)
+    if args.update is not None:
+        _update(args.update, f"{table}\n\nEvery round:\n\n{_rounds(contenders)}\n\n{footer}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
