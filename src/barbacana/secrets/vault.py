@@ -241,7 +241,11 @@ class VaultSource(SecretSource):
         self._clock = clock
         # token="" stops hvac from reading VAULT_TOKEN or ~/.vault-token behind our back.
         self._client = hvac.Client(
-            url=self.address, token="", verify=verify, timeout=timeout, namespace=namespace
+            url=self.address,
+            token="",  # nosec B106 -- no credential: stops hvac reading VAULT_TOKEN itself
+            verify=verify,
+            timeout=timeout,
+            namespace=namespace,
         )
         self._hvac = hvac
         self._lock = threading.RLock()
@@ -381,7 +385,7 @@ class VaultSource(SecretSource):
 
     def _login(self) -> None:
         with self._lock:
-            self._client.token = ""
+            self._client.token = ""  # nosec B105 -- drop the old token before logging in
             with self._translate(None, f"log in with {self.auth.method} auth"):
                 auth = self.auth.login(self._client)
             now = self._clock()
