@@ -72,7 +72,7 @@ async def test_path_variants_do_not_dodge_the_limit() -> None:
 
 async def test_changing_user_agent_does_not_reset_the_count() -> None:
     """Headers other than identity (User-Agent, cookies) are not part of the key."""
-    app, served = build(trusted=[])
+    app, _served = build(trusted=[])
     async with Served(app) as s, httpx.AsyncClient(base_url=f"http://127.0.0.1:{s.port}") as c:
         codes = [
             (
@@ -85,7 +85,7 @@ async def test_changing_user_agent_does_not_reset_the_count() -> None:
 
 async def test_a_trusted_proxys_forwarded_address_is_honoured() -> None:
     """Behind a trusted proxy, each forwarded client has its own count, and cannot forge one."""
-    app, served = build(trusted=["127.0.0.1/32"])
+    app, _served = build(trusted=["127.0.0.1/32"])
     async with Served(app) as s, httpx.AsyncClient(base_url=f"http://127.0.0.1:{s.port}") as c:
 
         async def get(xff: str) -> int:

@@ -65,7 +65,8 @@ async def test_failure_modes_and_recovery(
         # open: admitted, with the policy but no (unknown) counts.
         opened = [await c.get("/open") for _ in range(4)]
         assert [r.status_code for r in opened] == [200] * 4
-        assert "ratelimit-policy" in opened[0].headers and "ratelimit" not in opened[0].headers
+        assert "ratelimit-policy" in opened[0].headers
+        assert "ratelimit" not in opened[0].headers
         # closed: 503 problem+json with Retry-After, never a 500.
         closed = [await c.get("/closed") for _ in range(4)]
         for r in closed:
@@ -76,7 +77,8 @@ async def test_failure_modes_and_recovery(
         # fallback: counted in process, afresh, still 2 per hour.
         assert await codes("/fallback", 4) == [200, 200, 429, 429]
         health = store.health()
-        assert not health.available and health.error is not None
+        assert not health.available
+        assert health.error is not None
         assert len([r for r in caplog.records if "unavailable" in r.getMessage()]) == 1
 
         private_redis.start()

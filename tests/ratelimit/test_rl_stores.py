@@ -144,7 +144,7 @@ async def test_keys_share_one_cluster_slot_and_expire(redis_url: str, prefix: st
         Meter("b", "global", parse_limit("50/hour")),
     ]
     identity = "sub:we}ird{name"
-    for name, algorithm in ALGORITHMS.items():
+    for _name, algorithm in ALGORITHMS.items():
         await store.hit(identity, meters, algorithm=algorithm)
     await store.aclose()
     client = aioredis.Redis.from_url(redis_url)

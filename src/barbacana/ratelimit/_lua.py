@@ -42,7 +42,8 @@ _TAIL = """
   if not allowed then ok = false end
   out[3 * i - 1] = remaining
   out[3 * i] = math.ceil(reset * 1000)
-  if retry > 0 then out[3 * i + 1] = math.ceil((retry + 0.000001) * 1000) else out[3 * i + 1] = 0 end
+  out[3 * i + 1] = 0
+  if retry > 0 then out[3 * i + 1] = math.ceil((retry + 0.000001) * 1000) end
 end
 if ok then
   out[1] = 1
