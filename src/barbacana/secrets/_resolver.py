@@ -209,6 +209,9 @@ class SecretResolver:
         return [self.register(ref) for _, ref in secret_fields(settings_cls).values()]
 
     def _entry(self, ref: str) -> tuple[_Entry, SecretValue]:
+        entry = self._entries.get(ref)  # the common case: ref is already canonical
+        if entry is not None and entry.value is not None:
+            return entry, entry.value
         key = str(SecretRef.parse(ref))
         entry = self._entries.get(key)
         if entry is None or entry.value is None:
@@ -372,6 +375,9 @@ class SecretResolver:
             SecretsError: the secret is not cached and cannot be loaded now.
             SecretsConfigurationError: a malformed reference or unconfigured source.
         """
+        entry = self._entries.get(ref)
+        if entry is not None and entry.value is not None:
+            return entry.value.secret
         key = self.register(ref)
         entry = self._entries[key]
         if entry.value is None:
