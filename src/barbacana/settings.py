@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .errors import ConfigurationError
+from .outbound._settings import OutboundSettings
 from .transport._settings import TransportSettings
 
 __all__ = [
@@ -243,6 +244,7 @@ class Settings(BaseSettings):
     database: DatabaseSettings = DatabaseSettings()
     redis: RedisSettings = RedisSettings()
     transport: TransportSettings = TransportSettings()
+    outbound: OutboundSettings = OutboundSettings()
 
     @field_validator("data_dir")
     @classmethod

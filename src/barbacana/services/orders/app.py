@@ -7,6 +7,7 @@ error as problem+json — exactly as a team's own service would.
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -19,16 +20,34 @@ from fastapi import Path as PathParam
 from pydantic import BaseModel, Field
 from sqlalchemy import func, insert, select
 
-from ...access import Principal, RemoteIdentity, ensure_owner, require, require_role
+from ...access import (
+    Principal,
+    RemoteIdentity,
+    ResourceNotFoundError,
+    ensure_owner,
+    require,
+    require_role,
+)
 from ...settings import Settings
 from ...storage import Database
 from ...web import StrictModel, secure
-from ._tables import orders
+from ...errors import OutboundError
+from ...outbound import OutboundPolicy, Resolver, SafeClient
+from ._tables import attachments, orders
 
 __all__ = ["OrderIn", "OrderOut", "create_app"]
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 OrderId = Annotated[int, PathParam(ge=1, le=2**31 - 1)]
+MAX_ATTACHMENT_BYTES = 1_048_576
+
+
+class AttachmentFetchError(OutboundError):
+    """The remote server did not answer the fetch with a success status."""
+
+    code = "attachment_fetch_failed"
+    status = 422
+    title = "Attachment could not be fetched"
 
 
 class OrderIn(StrictModel):
@@ -43,6 +62,22 @@ class OrderOut(BaseModel):
     item: str
     quantity: int
     owner_id: str
+    created_at: float
+
+
+class AttachmentIn(StrictModel):
+    """A remote file to attach, fetched through the SSRF-safe client."""
+
+    url: str = Field(min_length=1, max_length=2048)
+
+
+class AttachmentOut(BaseModel):
+    id: int
+    order_id: int
+    url: str
+    content_type: str | None
+    size: int
+    sha256: str
     created_at: float
 
 
@@ -67,16 +102,21 @@ def create_app(
     *,
     client_factory: Callable[..., httpx.AsyncClient] = httpx.AsyncClient,
     db: Database | None = None,
+    resolver: Resolver | None = None,
 ) -> FastAPI:
     """The orders service.
 
     Args:
         settings: Service settings; ``tokens.identity_url`` names the identity service.
         client_factory: Builds clients for the identity service (mTLS in production).
+        resolver: DNS resolver of the SSRF-safe client (tests pass a stub).
         db: The database (default: from ``settings``).
     """
     database = db or Database(settings.database_url, pool_size=settings.database.pool_size)
     remote = RemoteIdentity(settings, client_factory=client_factory)
+    # Validated now: a bad outbound policy stops start-up with a fix-it message.
+    outbound_policy = OutboundPolicy.from_settings(settings.outbound, profile=settings.profile)
+    fetcher = SafeClient(outbound_policy, resolver=resolver)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -86,6 +126,7 @@ def create_app(
             yield
         finally:
             await remote.stop()
+            await fetcher.aclose()
             await database.dispose()
 
     app = FastAPI(
@@ -134,10 +175,50 @@ def create_app(
     ) -> OrderOut:
         async with database.connect() as conn:
             row = (await conn.execute(select(orders).where(orders.c.id == order_id))).first()
+        # A missing order and someone else's look the same: 404 either way.
         if row is None:
-            ensure_owner(principal, "\x00no-owner")
+            raise ResourceNotFoundError("No such resource")
         ensure_owner(principal, row.owner_id, override_scope="orders:admin")
         return _order(row)
+
+    @app.post(
+        "/orders/{order_id}/attachments",
+        response_model=AttachmentOut,
+        status_code=201,
+        summary="Attach a small remote file (fetched through the SSRF-safe client)",
+    )
+    async def attach(
+        order_id: OrderId,
+        body: AttachmentIn,
+        response: Response,
+        principal: Principal = Security(require, scopes=["orders:write"]),
+    ) -> AttachmentOut:
+        async with database.connect() as conn:
+            row = (await conn.execute(select(orders).where(orders.c.id == order_id))).first()
+        if row is None:
+            raise ResourceNotFoundError("No such resource")
+        ensure_owner(principal, row.owner_id, override_scope="orders:admin")
+        # Refused URLs raise an OutboundError: a 4xx problem+json at once, nothing stored.
+        # The caller's own headers are never passed on.
+        result = await fetcher.fetch(body.url, max_bytes=MAX_ATTACHMENT_BYTES)
+        if not 200 <= result.status < 300:
+            raise AttachmentFetchError(f"the remote server answered {result.status}")
+        values = {
+            "order_id": order_id,
+            "url": result.url,
+            "content_type": result.content_type,
+            "size": len(result.content),
+            "sha256": hashlib.sha256(result.content).hexdigest(),
+            "content": result.content,
+            "created_at": time.time(),
+        }
+        async with database.begin() as conn:
+            new_id = (
+                await conn.execute(insert(attachments).values(**values).returning(attachments.c.id))
+            ).scalar_one()
+        response.headers["Location"] = f"/orders/{order_id}/attachments/{new_id}"
+        values.pop("content")
+        return AttachmentOut(id=int(new_id), **values)  # type: ignore[arg-type]
 
     @app.get("/admin/dashboard", response_model=Dashboard, summary="Totals (role admin)")
     async def dashboard(_: Principal = require_role("admin")) -> Dashboard:
