@@ -293,17 +293,17 @@ async def verify_trail(
             problems.append(
                 Problem(expected, "head", "the stored head does not match the recomputed tree")
             )
-        for size in sorted(s for s in by_size if s > expected):
-            checkpoint, source = by_size[size][0]
+        longer = [size for size in by_size if size > expected]
+        if longer:
+            checkpoint, source = by_size[max(longer)][0]
             problems.append(
                 Problem(
                     expected,
                     "truncated",
                     f"the trail has {expected} events, but the {source} checkpoint signed at "
-                    f"{checkpoint.timestamp} says it had {size}",
+                    f"{checkpoint.timestamp} says it had {checkpoint.tree_size}",
                 )
             )
-            break
     if mac_key is None:
         notes.append("event MACs not checked (no HMAC key): changes are located per checkpoint")
     problem = min(problems, key=lambda p: p.seq) if problems else None
