@@ -21,6 +21,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .errors import ConfigurationError
 from .outbound._settings import OutboundSettings
+from .secrets._settings import SecretsSettings
 from .transport._settings import TransportSettings
 
 __all__ = [
@@ -245,6 +246,7 @@ class Settings(BaseSettings):
     redis: RedisSettings = RedisSettings()
     transport: TransportSettings = TransportSettings()
     outbound: OutboundSettings = OutboundSettings()
+    secrets: SecretsSettings = SecretsSettings()
 
     @field_validator("data_dir")
     @classmethod

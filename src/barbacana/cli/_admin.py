@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from ..identity import Identity, KeySealer, UserExistsError
-from ..services._runtime import DataDir, load_sealer
+from ..services._runtime import DataDir, open_sealer
 from ..services.orders.app import MIGRATIONS as ORDERS_MIGRATIONS
 from ..settings import Settings
 from ..storage import Database
@@ -24,11 +23,11 @@ async def identity_context(
     settings: Settings, sealer: KeySealer | None = None
 ) -> AsyncIterator[Identity]:
     """An :class:`Identity` on the settings' database, migrated, keys loaded."""
-    if sealer is None and "BARBACANA_KEK" not in os.environ:
+    if sealer is None and settings.secrets.kek_ref == "file://kek":
         DataDir(settings.data_dir).ensure_kek()
     db = Database(settings.database_url, pool_size=2)
     try:
-        identity = Identity(settings, db, sealer or load_sealer(settings))
+        identity = Identity(settings, db, sealer or await open_sealer(settings))
         await identity.migrate()
         await identity.start(background=False)
         yield identity

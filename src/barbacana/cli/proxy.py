@@ -15,10 +15,18 @@ from ..errors import BarbacanaError
 from ..transport import Pki, TransportSettings, render_nginx_config
 from ._common import DataDirOption, err_console, fail, load_settings
 
-app = typer.Typer(help="Configuration for a reverse proxy in front of the services.")
+app = typer.Typer(
+    help="Configuration for a reverse proxy in front of the services.", no_args_is_help=True
+)
 
 #: The certificate nginx presents to clients and, as its identity, to the services.
 PROXY_CERTIFICATE = "proxy"
+
+
+@app.callback()
+def proxy_config() -> None:
+    """Configuration for a reverse proxy in front of the services."""
+
 
 def _nginx_version() -> tuple[int, int, int] | None:
     binary = shutil.which("nginx")

@@ -11,7 +11,7 @@ import uvicorn
 
 from ..services._runtime import DataDir
 from ..transport import Pki, mtls_client, serve_config
-from ._common import DataDirOption, load_settings
+from ._common import DataDirOption, load_settings, run
 
 class Service(str, Enum):
     auth = "auth"
@@ -29,10 +29,10 @@ def serve(
     settings = load_settings(data_dir, service_name=service.value)
     pki = None if plain_http else Pki(DataDir(settings.data_dir).pki, settings=settings.transport)
     if service is Service.auth:
-        from ..services._runtime import load_sealer
+        from ..services._runtime import open_sealer
         from ..services.auth.app import create_app
 
-        application = create_app(settings, sealer=load_sealer(settings))
+        application = create_app(settings, sealer=run(open_sealer(settings)))
     else:
         from ..services.orders.app import create_app as create_orders
 

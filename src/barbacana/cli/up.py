@@ -31,10 +31,8 @@ class _Child:
 
 
 def _environment(data_dir: Path, extra: dict[str, str]) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BARBACANA_") or k in (
-        "BARBACANA_DATABASE_URL", "BARBACANA_REDIS_URL", "BARBACANA_KEK", "BARBACANA_PROFILE",
-        "BARBACANA_IDENTITY_PASSWORD_PROFILE", "BARBACANA_CORS_ORIGINS",
-    )}
+    # The operator's BARBACANA_* settings reach every service; ours come on top.
+    env = dict(os.environ)
     env["BARBACANA_DATA_DIR"] = str(data_dir)
     env.update(extra)
     return env

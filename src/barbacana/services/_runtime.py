@@ -8,14 +8,12 @@ key. It and every secret file in it are private to the user (0700 / 0600).
 from __future__ import annotations
 
 import os
-import secrets
 from pathlib import Path
 
-from ..errors import ConfigurationError
 from ..identity import KeySealer
 from ..settings import Settings
 
-__all__ = ["DataDir", "load_sealer"]
+__all__ = ["DataDir", "open_sealer"]
 
 
 class DataDir:
@@ -54,27 +52,36 @@ class DataDir:
 
     def ensure_kek(self) -> None:
         """Create the key-encryption key on first run (never stored in the database)."""
-        if not self.kek.exists():
-            self.create()
-            self.write_secret(self.kek, secrets.token_urlsafe(32))
+        from ..crypto import KeyEncryptionKey
+        from ..secrets import provision_file_secret
+
+        self.create()
+        provision_file_secret(
+            self.secrets, "kek", lambda: KeyEncryptionKey.generate().export().get_secret_value()
+        )
 
 
-def load_sealer(settings: Settings) -> KeySealer:
-    """The sealer for signing keys, from ``BARBACANA_KEK`` or the data directory's file.
+async def open_sealer(settings: Settings) -> KeySealer:
+    """The sealer for signing keys, its key-encryption key read from ``secrets.kek_ref``.
+
+    ``file://kek`` (the default) is the file ``barbacana up`` creates in the
+    data directory's ``secrets/`` folder; production points the reference at
+    Vault or AWS Secrets Manager (``vault://secret/data/barbacana#kek``). The
+    KEK never comes from the database.
 
     Raises:
-        ConfigurationError: No key-encryption key is available.
+        ConfigurationError: The KEK is missing or malformed (the message says how to make one).
+        SecretsError: Its source cannot be reached.
     """
-    value = os.environ.get("BARBACANA_KEK")
-    if value is None:
-        path = DataDir(settings.data_dir).kek
-        try:
-            value = path.read_text().strip()
-        except OSError:
-            raise ConfigurationError(
-                "no key-encryption key: set BARBACANA_KEK, or run 'barbacana up' or "
-                "'barbacana db upgrade' once to create one in the data directory"
-            ) from None
     from ..crypto import KeyEncryptionKey, Sealer
+    from ..secrets import SecretResolver
 
-    return Sealer(KeyEncryptionKey.from_text(value))
+    data = DataDir(settings.data_dir)
+    resolver = SecretResolver.from_settings(settings.secrets, default_dir=data.secrets)
+    ref = resolver.register(settings.secrets.kek_ref)
+    try:
+        await resolver.start()
+        value = resolver.current(ref)
+    finally:
+        await resolver.stop()
+    return Sealer(KeyEncryptionKey.from_secret(value))
