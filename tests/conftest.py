@@ -29,7 +29,7 @@ def missing(reason: str) -> None:
     pytest.skip(reason)
 
 
-class TestSealer:
+class FakeKekSealer:
     """AES-256-GCM with a per-test key (the identity tests' stand-in for the KEK sealer)."""
 
     def __init__(self) -> None:
@@ -44,8 +44,8 @@ class TestSealer:
 
 
 @pytest.fixture
-def sealer() -> TestSealer:
-    return TestSealer()
+def sealer() -> FakeKekSealer:
+    return FakeKekSealer()
 
 
 async def _pg_execute(sql: str) -> None:

@@ -15,7 +15,7 @@ from barbacana.services._runtime import DataDir
 from barbacana.services.auth.app import create_app as create_auth
 from barbacana.services.orders.app import create_app as create_orders
 from barbacana.settings import ClientSettings, KeySettings, TokenSettings
-from tests.conftest import ServerThread, TestSealer, make_settings
+from tests.conftest import ServerThread, FakeKekSealer, make_settings
 
 ISSUER = "https://issuer.test"
 
@@ -60,7 +60,7 @@ def system(database_url: str, tmp_path: Path) -> Iterator[System]:
     """auth and orders sharing one database (SQLite or PostgreSQL), as ``up`` runs them."""
     import asyncio
 
-    sealer = TestSealer()
+    sealer = FakeKekSealer()
     settings = make_settings(
         tmp_path,
         database_url,

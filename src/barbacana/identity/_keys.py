@@ -145,6 +145,16 @@ class KeyStore:
             await self._save(conn, updated, {key.kid for key in current})
         return [key for key in updated if key.state != "retired"]
 
+    async def retire_expired(self) -> int:
+        """Mark ``retiring`` keys whose window has passed as ``retired``; how many."""
+        async with self._db.begin() as conn:
+            result = await conn.execute(
+                update(signing_keys)
+                .where(signing_keys.c.state == "retiring", signing_keys.c.retire_at <= self._clock())
+                .values(state="retired")
+            )
+        return int(result.rowcount or 0)
+
     async def ensure_active(
         self, *, alg: str, retire_after: float, ed25519_alg_name: str = "Ed25519"
     ) -> list[SigningKey]:

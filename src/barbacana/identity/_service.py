@@ -26,7 +26,12 @@ from ._passwords import Passwords
 from ._refresh import RefreshStore
 from ._revocations import RevocationLog
 from ._users import User, UserStore
-from .errors import ApiKeyInvalidError, InvalidGrantError, InvalidScopeError
+from .errors import (
+    ApiKeyInvalidError,
+    InvalidGrantError,
+    InvalidScopeError,
+    RotationTooEarlyError,
+)
 
 __all__ = ["AuditRecorder", "Identity", "LoginGuard", "TokenResponse"]
 
@@ -200,6 +205,33 @@ class Identity:
         )
         return await self.keys.all()
 
+    async def scheduled_rotation(self) -> bool:
+        """Advance the key lifecycle when the active key is older than the rotation interval.
+
+        Publishes a ``next`` key first; promotes it once it has been published
+        for ``key.publish_delay``; retires keys whose window has passed. Safe to
+        call from several instances: each step is re-checked inside the
+        database transaction. Returns True when something changed.
+        """
+        now = self.clock()
+        changed = await self.keys.retire_expired() > 0
+        keys = await self.keys.load()
+        active = [key for key in keys if key.state == "active"]
+        waiting = [key for key in keys if key.state == "next"]
+        interval = self.settings.key.rotation_interval.total_seconds()
+        due = any((key.activated_at or key.created_at) + interval <= now for key in active)
+        publish_delay = self.settings.key.publish_delay.total_seconds()
+        if due and (not waiting or min(k.created_at for k in waiting) + publish_delay <= now):
+            try:
+                await self.rotate_keys({"type": "system", "reason": "schedule"})
+            except RotationTooEarlyError:
+                pass  # another instance published a next key a moment ago
+            else:
+                changed = True
+        if changed:
+            await self.reload_keys()
+        return changed
+
     async def sync_revocations(self) -> None:
         """Apply revocation events written since the last call (by any instance)."""
         while True:
@@ -229,6 +261,7 @@ class Identity:
             try:
                 await self.sync_revocations()
                 if ticks % 5 == 0:
+                    await self.scheduled_rotation()
                     await self.reload_keys()
                     self.revocation_state.prune()
             except BarbacanaError as exc:
