@@ -147,3 +147,32 @@ def test_users_add_before_first_up(tmp_path: Path) -> None:
         capture_output=True, text=True, env=env, timeout=60,
     )
     assert bad.returncode == 1 and "unknown role" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_keys_rewrap_rotates_the_kek(tmp_path: Path) -> None:
+    """`keys rewrap --rotate-kek` moves every sealed key to a new KEK; keys still open."""
+    data_dir = tmp_path / "d"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BARBACANA_")}
+    env["BARBACANA_IDENTITY_PASSWORD_PROFILE"] = "test_only_cheap"
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "barbacana.cli", *args, "--data-dir", str(data_dir)],
+            capture_output=True, text=True, env=env, timeout=90,
+        )
+
+    assert cli("db", "upgrade").returncode == 0
+    before = (data_dir / "secrets" / "kek").read_text()
+    kids = cli("keys", "list", "--json").stdout
+    result = cli("keys", "rewrap", "--rotate-kek")
+    assert result.returncode == 0, result.stderr
+    assert "rewrapped 1 key(s)" in result.stdout
+    after = (data_dir / "secrets" / "kek").read_text()
+    assert after != before
+    assert (data_dir / "secrets" / "kek.previous").stat().st_mode & 0o077 == 0
+    # The keys open under the new KEK alone.
+    (data_dir / "secrets" / "kek.previous").unlink()
+    listed = cli("keys", "list", "--json")
+    assert listed.returncode == 0, listed.stderr
+    assert listed.stdout == kids
+    assert before not in result.stdout + result.stderr and after not in result.stdout + result.stderr

@@ -32,7 +32,11 @@ def serve(
         from ..services._runtime import open_sealer
         from ..services.auth.app import create_app
 
-        application = create_app(settings, sealer=run(open_sealer(settings)))
+        application = create_app(
+            settings,
+            sealer=run(open_sealer(settings)),
+            reseal=functools.partial(open_sealer, settings),
+        )
     else:
         from ..services.orders.app import create_app as create_orders
 

@@ -19,7 +19,7 @@ from ..tokens import SigningKey, rotate
 from ._tables import signing_keys
 from .errors import RotationTooEarlyError
 
-__all__ = ["KeySealer", "KeyStore"]
+__all__ = ["KeySealer", "KeyStore", "Rewrapper"]
 
 
 class KeySealer(Protocol):
@@ -28,6 +28,14 @@ class KeySealer(Protocol):
     def seal(self, plaintext: bytes, *, aad: bytes) -> bytes: ...
 
     def open(self, blob: bytes, *, aad: bytes) -> bytes: ...
+
+
+class Rewrapper(KeySealer, Protocol):
+    """A sealer that knows the current and previous KEKs (``barbacana.crypto.Sealer``)."""
+
+    def needs_rewrap(self, blob: bytes) -> bool: ...
+
+    def rewrap(self, blob: bytes, *, aad: bytes) -> bytes: ...
 
 
 class KeyStore:
@@ -144,6 +152,36 @@ class KeyStore:
             )
             await self._save(conn, updated, {key.kid for key in current})
         return [key for key in updated if key.state != "retired"]
+
+    @property
+    def sealer(self) -> KeySealer:
+        """The sealer in use (replaced when the KEK rotates)."""
+        return self._sealer
+
+    @sealer.setter
+    def sealer(self, sealer: KeySealer) -> None:
+        self._sealer = sealer
+
+    async def rewrap(self, sealer: Rewrapper) -> int:
+        """Move every sealed key to ``sealer``'s current KEK; how many moved.
+
+        Each blob's payload is untouched: only its data key is re-encrypted
+        (``sealer`` must also know the KEK the blobs are sealed under now).
+        """
+        moved = 0
+        async with self._db.begin() as conn:
+            rows = (await conn.execute(select(signing_keys.c.kid, signing_keys.c.sealed_private_key))).all()
+            for kid, blob in rows:
+                if not sealer.needs_rewrap(blob):
+                    continue
+                await conn.execute(
+                    update(signing_keys)
+                    .where(signing_keys.c.kid == kid)
+                    .values(sealed_private_key=sealer.rewrap(blob, aad=kid.encode()))
+                )
+                moved += 1
+        self._sealer = sealer
+        return moved
 
     async def retire_expired(self) -> int:
         """Mark ``retiring`` keys whose window has passed as ``retired``; how many."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -16,7 +17,7 @@ import structlog
 
 from .._clock import Clock, system_clock
 from ..access import Principal, principal_from_claims
-from ..errors import BarbacanaError, TokenError
+from ..errors import BarbacanaError, SecretsError, TokenError
 from ..settings import Settings
 from ..storage import Database
 from ..tokens import AccessClaims, KeyRing, RevocationState, TokenIssuer, TokenVerifier
@@ -89,6 +90,8 @@ class Identity:
         clock: Time source.
         audit: Records security events (``None``: not recorded).
         guard: Brute-force protection on the password grant.
+        reseal: Re-resolves the KEK (``barbacana keys rewrap`` moved the stored keys to
+            a new one); called when stored keys no longer open.
     """
 
     def __init__(
@@ -100,12 +103,14 @@ class Identity:
         clock: Clock = system_clock,
         audit: AuditRecorder | None = None,
         guard: LoginGuard | None = None,
+        reseal: Callable[[], Awaitable[KeySealer]] | None = None,
     ) -> None:
         self.settings = settings
         self.db = db
         self.clock = clock
         self._audit: AuditRecorder = audit or _no_audit  # type: ignore[assignment]
         self.guard = guard
+        self._reseal = reseal
         tokens = settings.tokens
         self.passwords = Passwords(settings.identity.password_profile)
         self.revocations = RevocationLog(db, clock)
@@ -175,8 +180,20 @@ class Identity:
         self._tasks.clear()
 
     async def reload_keys(self) -> None:
-        """Reload the ring from the database (another instance may have rotated)."""
-        self.ring.replace(await self.keys.load())
+        """Reload the ring from the database (another instance may have rotated).
+
+        If the stored keys no longer open (the KEK was rotated and the keys
+        rewrapped), the KEK is resolved again; until then the keys in memory
+        keep signing and verifying, so no request fails.
+        """
+        try:
+            keys = await self.keys.load()
+        except SecretsError:
+            if self._reseal is None:
+                raise
+            self.keys.sealer = await self._reseal()
+            keys = await self.keys.load()
+        self.ring.replace(keys)
 
     async def rotate_keys(
         self, actor: dict[str, Any] | None = None, *, force: bool = False

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ..identity import KeySealer
+from ..crypto import KeyEncryptionKey, Sealer
 from ..settings import Settings
 
 __all__ = ["DataDir", "open_sealer"]
@@ -61,7 +61,7 @@ class DataDir:
         )
 
 
-async def open_sealer(settings: Settings) -> KeySealer:
+async def open_sealer(settings: Settings) -> Sealer:
     """The sealer for signing keys, its key-encryption key read from ``secrets.kek_ref``.
 
     ``file://kek`` (the default) is the file ``barbacana up`` creates in the
@@ -73,7 +73,6 @@ async def open_sealer(settings: Settings) -> KeySealer:
         ConfigurationError: The KEK is missing or malformed (the message says how to make one).
         SecretsError: Its source cannot be reached.
     """
-    from ..crypto import KeyEncryptionKey, Sealer
     from ..secrets import SecretResolver
 
     data = DataDir(settings.data_dir)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 from urllib.parse import unquote
@@ -401,16 +401,23 @@ def _discovery_router(settings: Settings) -> APIRouter:
     return router
 
 
-def create_app(settings: Settings, *, sealer: KeySealer, db: Database | None = None) -> FastAPI:
+def create_app(
+    settings: Settings,
+    *,
+    sealer: KeySealer,
+    db: Database | None = None,
+    reseal: Callable[[], Awaitable[KeySealer]] | None = None,
+) -> FastAPI:
     """The identity service app.
 
     Args:
         settings: Service settings.
         sealer: Seals signing keys under the key-encryption key.
         db: The database (default: from ``settings``).
+        reseal: Resolves the KEK again after it rotates.
     """
     database = db or Database(settings.database_url, pool_size=settings.database.pool_size)
-    identity = Identity(settings, database, sealer)
+    identity = Identity(settings, database, sealer, reseal=reseal)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
