@@ -583,3 +583,23 @@ class TestAsync:
     async def test_valid(self, kit: Kit) -> None:
         """A valid token verifies through the async entry point."""
         assert (await kit.verifier.verify_async(kit.token())).sub == "user-1"
+
+
+class TestInternalTables:
+    """The bounded header and scope tables never change a result."""
+
+    def test_many_distinct_headers(self, kit: Kit) -> None:
+        """More distinct valid headers than the table holds: each token still checks out."""
+        for n in range(150):
+            token = signed(kit, claims(sub=f"user-{n}"), x=n)
+            assert kit.verifier.verify(token).sub == f"user-{n}"
+        with pytest.raises(InvalidTypeError):
+            kit.verifier.verify(signed(kit, typ="JWT", x=1))
+        assert len(kit.verifier._headers) <= 64
+
+    def test_many_distinct_scopes(self, kit: Kit) -> None:
+        """More distinct scope strings than the table holds: each token gets its own set."""
+        for n in range(300):
+            result = kit.verifier.verify(signed(kit, claims(scope=f"a:{n} b:{n}")))
+            assert result.scope == frozenset({f"a:{n}", f"b:{n}"})
+        assert len(kit.verifier._scopes) <= 256

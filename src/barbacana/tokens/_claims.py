@@ -40,5 +40,5 @@ class AccessClaims:
         checks. ``values`` must hold exactly the fields above.
         """
         claims = object.__new__(cls)
-        claims.__dict__.update(values)
+        object.__setattr__(claims, "__dict__", values)
         return claims

@@ -79,6 +79,9 @@ _FORBIDDEN_HEADERS = ("jku", "x5u", "jwk", "x5c")
 _NEVER_ALLOWED = frozenset({"none", "HS256", "HS384", "HS512"})
 # Bound of the parsed-header cache; a few keys produce a handful of headers.
 _HEADER_CACHE_SIZE = 64
+# Bound of the scope-string cache.
+_SCOPE_CACHE_SIZE = 256
+_NO_SCOPE: frozenset[str] = frozenset()
 
 
 class _Header(NamedTuple):
@@ -205,6 +208,7 @@ class TokenVerifier:
         self._revocation = revocation
         self._typs = frozenset({media, "application/" + media})
         self._headers: dict[str, _Header] = {}
+        self._scopes: dict[str, frozenset[str]] = {}
         self._cache_size = cache_size
         self._cache: OrderedDict[str, _Entry] | None = OrderedDict() if cache_size else None
         self._lock = threading.Lock()
@@ -609,10 +613,18 @@ class TokenVerifier:
         """
         scope = payload.get("scope")
         if scope is None:
-            return frozenset()
+            return _NO_SCOPE
         if type(scope) is not str:
             raise InvalidClaimError("the token's 'scope' claim is not a space-separated string")
-        return frozenset(scope.split())
+        # Tokens of one client carry the same few scope strings: keep their sets
+        # (immutable, so shared safely) in a small table cleared when full.
+        scopes = self._scopes.get(scope)
+        if scopes is None:
+            scopes = frozenset(scope.split())
+            if len(self._scopes) >= _SCOPE_CACHE_SIZE:
+                self._scopes.clear()
+            self._scopes[scope] = scopes
+        return scopes
 
     def validate_roles(self, payload: dict[str, Any]) -> tuple[str, ...]:
         """``roles``, when present, is a list of strings (RFC 9068 §2.2.3.1).
