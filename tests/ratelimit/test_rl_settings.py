@@ -147,3 +147,18 @@ def test_core_imports_no_web_framework() -> None:
                 offenders[path.name] = bad
     assert offenders == {}
     assert len(list(folder.glob("*.py"))) >= 12
+
+
+def test_settings_build_the_store_and_the_guard(redis_url: str) -> None:
+    """No URL: in process; the service-wide Redis URL is used unless the concern names its own."""
+    from barbacana.ratelimit import MemoryLoginGuard, MemoryStore, RedisLoginGuard, RedisStore
+
+    settings = RateLimitSettings()
+    assert isinstance(settings.build_store(), MemoryStore)
+    assert isinstance(settings.build_login_guard(), MemoryLoginGuard)
+    assert isinstance(settings.build_store(redis_url), RedisStore)
+    assert isinstance(settings.build_login_guard(redis_url), RedisLoginGuard)
+    own = RateLimitSettings(store_url="memory://")
+    assert isinstance(own.build_store(redis_url), MemoryStore)
+    with pytest.raises(ConfigurationError):
+        RateLimitSettings(store_url="memcached://x").build_store()

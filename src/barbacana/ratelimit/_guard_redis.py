@@ -3,10 +3,10 @@
 Each subject (``acct:<name>``, ``addr:<address>``) is a hash ``f, l, u``
 (failures, last failure, locked until) with an expiry; a sorted set lists
 locks for :meth:`RedisLoginGuard.locked`. A check is one round trip (a
-pipeline of ``TIME`` and two ``HMGET``); a failure is one round trip (a
-script per subject that counts and locks using Redis ``TIME``), plus one
-``ZADD`` when it locks. Keys are hash-tagged per subject, so they spread over
-a Redis Cluster.
+pipeline of ``TIME`` and two ``HMGET``); a failure runs one short script per
+subject (account, then address) that counts and locks using Redis ``TIME``,
+plus one ``ZADD`` when it locks. Keys are hash-tagged per subject, so they
+spread over a Redis Cluster.
 
 If Redis cannot be reached the guard keeps working from an in-process guard
 (logged once), and goes back to Redis ``retry_interval`` seconds later.

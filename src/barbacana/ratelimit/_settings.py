@@ -32,14 +32,17 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from ..errors import ConfigurationError
 from ._algorithms import AlgorithmName
-from ._base import FailureMode
+from ._base import FailureMode, Store, store_from_url
 from ._limits import parse_limit
+
+if TYPE_CHECKING:
+    from ._guard import LoginGuard
 
 __all__ = [
     "DEFAULT_TIERS",
@@ -217,6 +220,42 @@ class RateLimitSettings(_Section):
                     f"policy {policy.name!r} names unknown tiers {unknown}; known: {self.tiers}"
                 )
         return self
+
+    def store_url_or(self, redis_url: str | None) -> str | None:
+        """This concern's store URL, else the service-wide Redis URL, else ``None`` (memory)."""
+        return self.store_url.get_secret_value() if self.store_url is not None else redis_url
+
+    def build_store(self, redis_url: str | None = None) -> Store:
+        """The store these settings name (``redis_url``: the service-wide Redis, if any).
+
+        Raises:
+            ConfigurationError: the URL's scheme is unknown.
+        """
+        url = self.store_url_or(redis_url)
+        if url is None or url.startswith("memory://"):
+            return store_from_url(url, max_keys=self.max_keys)
+        return store_from_url(
+            url,
+            key_prefix=self.key_prefix,
+            timeout=self.timeout,
+            retry_interval=self.retry_interval,
+            max_keys=self.max_keys,
+        )
+
+    def build_login_guard(self, redis_url: str | None = None) -> LoginGuard:
+        """The login guard, on the same store as the limits.
+
+        Raises:
+            ConfigurationError: the URL's scheme is unknown.
+        """
+        from ._guard import login_guard_from_url
+
+        url = self.store_url_or(redis_url)
+        if url is None or url.startswith("memory://"):
+            return login_guard_from_url(url, self.login)
+        return login_guard_from_url(
+            url, self.login, timeout=self.timeout, retry_interval=self.retry_interval
+        )
 
     @classmethod
     def from_toml(cls, path: str | Path, **overrides: Any) -> RateLimitSettings:

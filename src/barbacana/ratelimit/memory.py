@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import heapq
 import logging
+import math
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -78,6 +79,43 @@ class MemoryStore(Store):
         source: str = "memory",
     ) -> Decision:
         """The synchronous decision behind :meth:`hit` (atomic on the event loop)."""
+        if cost != 1 or len(meters) != 1:
+            return self._decide_many(identity, meters, algorithm, cost, source)
+        # The common case, one meter at cost 1, without loops or allocations to spare.
+        meter = meters[0]
+        limit = meter.limit
+        now = self._clock()
+        key = (identity, meter.key, algorithm.code)
+        entry = self._data.get(key)
+        r = algorithm.check(
+            entry[0] if entry is not None else None, now, limit.amount, limit.window, 1
+        )
+        if r[0]:
+            state = algorithm.commit(r[4], now, 1)
+            if entry is None:
+                self._data[key] = [state, now + r[5] + _GRACE]
+                if len(self._data) > self._sweep_at:
+                    self._sweep(now)
+            else:
+                entry[0] = state
+                entry[1] = now + r[5] + _GRACE
+        return Decision(
+            r[0],
+            meters if type(meters) is tuple else tuple(meters),
+            (r[1],),
+            (math.ceil(r[2] * 1000),),
+            (retry_ms(r[3]),),
+            source,  # type: ignore[arg-type]
+        )
+
+    def _decide_many(
+        self,
+        identity: str,
+        meters: Sequence[Meter],
+        algorithm: type[Algorithm],
+        cost: int,
+        source: str,
+    ) -> Decision:
         check_cost(meters, cost)
         now = self._clock()
         data = self._data

@@ -37,6 +37,11 @@ from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
+import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import NoScriptError, ResponseError
+
 from .._clock import Clock
 from ..errors import ConfigurationError
 from ._algorithms import Algorithm
@@ -83,10 +88,6 @@ class RedisStore(Store):
         clock: Clock | None = None,
         fallback_clock: Clock | None = None,
     ) -> None:
-        import redis.asyncio as aioredis
-        from redis.asyncio.retry import Retry
-        from redis.backoff import NoBackoff
-
         if not key_prefix or "{" in key_prefix or "}" in key_prefix:
             raise ConfigurationError("the rate-limit key prefix must be non-empty, without braces")
         if timeout <= 0 or retry_interval <= 0 or connections < 1:
@@ -134,27 +135,35 @@ class RedisStore(Store):
         cost: int = 1,
         failure_mode: FailureMode = "fallback",
     ) -> Decision:
-        check_cost(meters, cost)
+        if cost != 1 or len(meters) != 1:
+            check_cost(meters, cost)
         if self._down:
             self._maybe_probe()
             return self._degraded(identity, meters, algorithm, cost, failure_mode)
+        code = algorithm.code
         head = f"{self._prefix}:{{{encode_identity(identity)}}}:"
-        suffix = ":" + algorithm.code
-        command: list[Any] = ["EVALSHA", self._sha[algorithm.code], len(meters)]
-        command.extend(head + m.key + suffix for m in meters)
-        command.append(repr(self._clock()) if self._clock is not None else "")
-        command.append(cost)
-        for m in meters:
-            command.append(m.limit.amount)
-            command.append(m.limit.window)
+        now = repr(self._clock()) if self._clock is not None else ""
+        if len(meters) == 1:
+            m = meters[0]
+            command: _Command = (
+                "EVALSHA", self._sha[code], 1, f"{head}{m.key}:{code}",
+                now, cost, m.limit.amount, m.limit.window,
+            )  # fmt: skip
+        else:
+            parts: list[Any] = ["EVALSHA", self._sha[code], len(meters)]
+            parts.extend(f"{head}{m.key}:{code}" for m in meters)
+            parts += [now, cost]
+            for m in meters:
+                parts += [m.limit.amount, m.limit.window]
+            command = tuple(parts)
         try:
-            reply = await self._call(tuple(command))
+            reply = await self._call(command)
         except Exception as exc:  # noqa: BLE001 -- any driver failure means "Redis is unavailable"
             self._mark_down(exc)
             return self._degraded(identity, meters, algorithm, cost, failure_mode)
         return Decision(
             reply[0] == 1,
-            tuple(meters),
+            meters if type(meters) is tuple else tuple(meters),
             tuple(reply[1::3]),
             tuple(reply[2::3]),
             tuple(reply[3::3]),
@@ -185,10 +194,14 @@ class RedisStore(Store):
     async def _call(self, command: _Command) -> Any:
         """Send one command now if a connection is idle, else queue it for the next batch."""
         if not self._pending:
-            lane = await self._lane()
+            lane = self._lanes.pop() if self._lanes else await self._lane()
             if lane is not None:
                 try:
-                    reply = (await self._roundtrip(lane, [command]))[0]
+                    await lane.send_packed_command(lane.pack_command(*command))
+                    try:
+                        return await lane.read_response()
+                    except NoScriptError:
+                        reply = (await self._roundtrip(lane, [command]))[0]
                 finally:
                     self._release(lane)
                 if isinstance(reply, Exception):
@@ -244,8 +257,6 @@ class RedisStore(Store):
 
         A command that Redis refused comes back as its exception, in its place.
         """
-        from redis.exceptions import NoScriptError
-
         replies = await self._exchange(lane, commands)
         missing = [i for i, r in enumerate(replies) if isinstance(r, NoScriptError)]
         if missing:
@@ -259,8 +270,6 @@ class RedisStore(Store):
     async def _exchange(
         self, lane: Any, commands: list[_Command], strict: bool = False
     ) -> list[Any]:
-        from redis.exceptions import ResponseError
-
         await lane.send_packed_command(lane.pack_commands(commands))
         replies: list[Any] = []
         for _ in commands:
@@ -328,19 +337,6 @@ class RedisStore(Store):
 
     def health(self) -> StoreHealth:
         return StoreHealth("redis", not self._down, self._since, self._error)
-
-    async def ping(self) -> bool:
-        """One PING now (for readiness probes); ``False`` if Redis does not answer."""
-        lane = await self._lane()
-        if lane is None:
-            return not self._down
-        try:
-            await self._exchange(lane, [("PING",)], strict=True)
-        except Exception:  # noqa: BLE001 -- any failure means "not answering"
-            return False
-        finally:
-            self._release(lane)
-        return True
 
     async def aclose(self) -> None:
         for task in list(self._tasks):
