@@ -11,7 +11,8 @@ Barbacana and verified, signature and every claim, by:
 - ``floor``: ``cryptography``'s signature check alone, on already decoded
   bytes — nothing can verify a token faster than this;
 - Barbacana ``TokenVerifier.verify`` with the verified-token cache off, and on
-  (a cache hit, which still re-checks expiry, the key and revocation);
+  (a cache hit, which still re-checks expiry, the key and revocation), and,
+  for reference, with the signature call stubbed out (its own Python work);
 - joserfc ``jwt.decode`` plus ``JWTClaimsRegistry.validate``;
 - PyJWT ``jwt.decode`` with issuer, audience and required claims. PyJWT has no
   ``Ed25519`` algorithm, so its Ed25519 row verifies a token signed under the
@@ -54,6 +55,7 @@ from joserfc.jwk import ECKey, OKPKey, RSAKey
 from barbacana.tokens import (
     KeyRing,
     RevocationState,
+    SigningKey,
     TokenIssuer,
     TokenVerifier,
     generate_signing_key,
@@ -129,6 +131,20 @@ def _rows(alg: str) -> list[Row]:
         revocation=RevocationState(),
     )
 
+    # The same checks with the signature call stubbed out: what Barbacana's own
+    # Python work costs (size cap, base64url, header, key look-up, JSON, claims,
+    # revocation). Measurement only: a copy of the key, never used to verify.
+    stub_key = SigningKey(kid=key.kid, alg=key.alg, public_key=public_key)  # type: ignore[attr-defined]
+    object.__setattr__(stub_key, "_verify", lambda signature, data: None)
+    stubbed = TokenVerifier(
+        KeyRing([stub_key]),
+        issuer=ISSUER,
+        audience=AUDIENCE,
+        algorithms=[alg],
+        cache_size=0,
+        revocation=RevocationState(),
+    )
+
     jose_key = {"Ed25519": OKPKey, "ES256": ECKey, "RS256": RSAKey}[alg].import_key(public_key)
     registry = josejwt.JWTClaimsRegistry(
         iss={"essential": True, "value": ISSUER},
@@ -188,6 +204,7 @@ def _rows(alg: str) -> list[Row]:
         Row("floor: cryptography verify", _floor(alg, token, public_key), "signature only"),
         Row("barbacana, cache off", lambda: plain.verify(token)),
         Row("barbacana, cache hit", lambda: cached.verify(token)),
+        Row("barbacana, signature stubbed", lambda: stubbed.verify(token), "Python work only"),
         Row("joserfc decode + claims", joserfc_decode),
         Row("PyJWT decode", pyjwt_decode, pyjwt_note),
         Row("python-jose HS256 (chapter)", python_jose_hs256, "HMAC, shared secret"),
