@@ -17,10 +17,10 @@ refusing once its limit is reached (in process, with a limit of 2). A run
 with any non-2xx answer, or where the textbook app logged fewer lines than it
 served requests, stops without numbers.
 
-``wrk --latency`` then drives each app in turn: a short warm-up, then the
-measured run; with several rounds the apps are interleaved and each app's
-best round (by requests/s) is kept, which is timeit's advice for a noisy
-machine. The whole run takes about a minute with the defaults.
+``wrk --latency`` then drives each app in turn, after a short warm-up of
+each, for several interleaved rounds; each app's best round (by requests/s,
+with that round's p99) is kept, which is timeit's advice for a noisy
+machine. The whole run takes about a minute and a half with the defaults.
 """
 
 from __future__ import annotations
@@ -49,10 +49,11 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, MutableMapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from types import ModuleType
+from typing import Any
 
 import httpx
 from fastapi import FastAPI
@@ -72,6 +73,7 @@ apps = _load_apps()
 
 WRK = "wrk"
 READY_TIMEOUT = 90.0
+PROFILE_ROUNDS = 40
 _UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3, "h": 3600e3}
 
 
@@ -277,8 +279,8 @@ def parse_wrk(output: str) -> Result:
     )
 
 
-def _measure(app: App, args: argparse.Namespace, folder: Path) -> Result:
-    if args.warmup > 0:
+def _measure(app: App, args: argparse.Namespace, folder: Path, *, warm_up: bool) -> Result:
+    if warm_up and args.warmup > 0:
         parse_wrk(_wrk(app, args, args.warmup))
     logged_before = _log_lines(folder)
     output = _wrk(app, args, args.duration)
@@ -334,44 +336,77 @@ def _update(path: Path, section: str) -> None:
 
 
 def _in_process(app: FastAPI, headers: dict[str, str], count: int) -> Callable[[], None]:
+    """``count`` requests straight into the ASGI app: no client, no socket, no HTTP parser."""
+    raw_headers = [(b"host", b"bench.test")] + [
+        (name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers.items()
+    ]
+
+    def scope() -> dict[str, object]:
+        return {
+            "type": "http", "asgi": {"version": "3.0", "spec_version": "2.3"},
+            "http_version": "1.1", "method": "GET", "scheme": "http", "path": "/orders",
+            "raw_path": b"/orders", "root_path": "", "query_string": b"",
+            "headers": list(raw_headers), "client": ("127.0.0.1", 50000),
+            "server": ("127.0.0.1", 8000), "state": {},
+        }  # fmt: skip
+
+    async def receive() -> dict[str, object]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
     async def drive() -> None:
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://bench.test") as client:
-            for _ in range(count):
-                response = await client.get("/orders", headers=headers)
-                if response.status_code != 200:
-                    raise SystemExit(f"in-process request answered {response.status_code}")
+        statuses: list[int] = []
+
+        async def send(message: MutableMapping[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                statuses.append(message["status"])
+
+        for _ in range(count):
+            await app(scope(), receive, send)
+        if set(statuses) != {200} or len(statuses) != count:
+            raise SystemExit(f"in-process requests answered {sorted(set(statuses))}")
 
     return lambda: asyncio.run(drive())
 
 
 def _profile(name: str, count: int, folder: Path) -> None:
-    """In-process cost per request of every app, then a cProfile of ``name``."""
-    tokens = {
-        "bare": None,
-        "barbacana": apps.issue_barbacana_token(folder),
-        "textbook": apps.issue_textbook_token(folder),
+    """CPU time per request of every app and of Barbacana's two halves, then a cProfile."""
+    barbacana_token = apps.issue_barbacana_token(folder)
+    textbook_token = apps.issue_textbook_token(folder)
+    rows: dict[str, tuple[FastAPI, str | None]] = {
+        "bare": (apps.create_bare(), None),
+        "secure() alone, no auth": (apps.create_barbacana(folder, guarded=False), None),
+        "require alone, no secure()": (
+            apps.create_barbacana(folder, secured=False),
+            barbacana_token,
+        ),
+        "barbacana": (apps.create_barbacana(folder), barbacana_token),
+        "textbook": (apps.create_textbook(folder), textbook_token),
     }
-    factories: dict[str, Callable[[], FastAPI]] = {
-        "bare": apps.create_bare,
-        "barbacana": lambda: apps.create_barbacana(folder),
-        "textbook": lambda: apps.create_textbook(folder),
+    runs = {
+        label: _in_process(app, {"Authorization": f"Bearer {token}"} if token else {}, count)
+        for label, (app, token) in rows.items()
     }
-    print(f"In process (httpx.ASGITransport, {count} requests, best of 3):")
-    for app_name, factory in factories.items():
-        token = tokens[app_name]
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
-        run = _in_process(factory(), headers, count)
-        run()  # warm-up
-        best = min(_timed(run) for _ in range(3))
-        print(f"  {app_name:<10} {best / count * 1e6:8.1f} µs/request")
-    token = tokens[name]
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    run = _in_process(factories[name](), headers, count)
-    run()
+    best = dict.fromkeys(runs, float("inf"))
+    for run in runs.values():
+        run()  # warm-up, and a check that every answer is 200
+    for _ in range(PROFILE_ROUNDS):
+        for label, run in runs.items():
+            started = time.process_time()
+            run()
+            best[label] = min(best[label], (time.process_time() - started) / count)
+    print(
+        f"CPU time per request, in process (ASGI calls, no socket or HTTP parser), "
+        f"best of {PROFILE_ROUNDS} interleaved batches of {count}:"
+    )
+    for label, seconds in best.items():
+        extra = (seconds - best["bare"]) * 1e6
+        print(f"  {label:<28} {seconds * 1e6:7.1f} µs  ({extra:+6.1f} µs vs bare)")
+
+    run = runs[name]
     profiler = cProfile.Profile()
     profiler.enable()
-    run()
+    for _ in range(PROFILE_ROUNDS // 4):
+        run()
     profiler.disable()
     for order in ("tottime", "cumulative"):
         buffer = io.StringIO()
@@ -380,29 +415,25 @@ def _profile(name: str, count: int, folder: Path) -> None:
         print(buffer.getvalue())
 
 
-def _timed(run: Callable[[], None]) -> float:
-    started = time.perf_counter()
-    run()
-    return time.perf_counter() - started
-
-
 # -- main -----------------------------------------------------------------------------
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--duration", type=float, default=8.0, help="seconds measured per run")
-    parser.add_argument("--warmup", type=float, default=2.0, help="seconds of warm-up per run")
+    parser.add_argument(
+        "--warmup", type=float, default=2.0, help="seconds of warm-up per app, before round 1"
+    )
     parser.add_argument("--connections", type=int, default=32, help="wrk connections")
     parser.add_argument("--threads", type=int, default=2, help="wrk threads")
-    parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds per app")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds per app")
     parser.add_argument("--update", type=Path, help="rewrite the results section of this file")
     parser.add_argument(
         "--profile",
         choices=["bare", "barbacana", "textbook"],
         help="instead of wrk: time every app in process, then cProfile this one",
     )
-    parser.add_argument("--requests", type=int, default=3000, help="requests per --profile run")
+    parser.add_argument("--requests", type=int, default=200, help="requests per --profile batch")
     args = parser.parse_args(argv)
     if args.duration <= 0 or args.rounds < 1 or args.connections < args.threads:
         parser.error("need --duration > 0, --rounds >= 1 and --connections >= --threads")
@@ -433,7 +464,7 @@ def _run(args: argparse.Namespace, folder: Path) -> int:
             _check(app)
         for round_ in range(args.rounds):
             for app in contenders:
-                app.results.append(_measure(app, args, folder))
+                app.results.append(_measure(app, args, folder, warm_up=round_ == 0))
                 best = app.results[-1]
                 print(
                     f"round {round_ + 1}: {app.label}: {best.requests_per_second:,.0f} req/s, "
@@ -446,7 +477,7 @@ def _run(args: argparse.Namespace, folder: Path) -> int:
     options = " ".join(_server_options())
     footer = (
         f"wrk -t{args.threads} -c{args.connections} -d{args.duration:g}s --latency "
-        f"(after {args.warmup:g} s of warm-up), best of {args.rounds} interleaved rounds; "
+        f"({args.warmup:g} s of warm-up first), best of {args.rounds} interleaved rounds; "
         f"uvicorn {options}; Python {sys.version.split()[0]}; {os.cpu_count()} cores, "
         f"load average {load:.2f} at start; {time.perf_counter() - started:.0f} s in total."
     )
