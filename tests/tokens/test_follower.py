@@ -214,3 +214,32 @@ class TestBackground:
             clock.advance(10)
             await follower.poll_once()
         assert len(state) == 1
+
+
+class TestCatchUp:
+    """A backlog is drained without waiting an interval per page."""
+
+    async def test_full_pages_are_followed_at_once(self, http: httpx.AsyncClient) -> None:
+        """With pages of two events and a long interval, five events still arrive promptly."""
+        feed, state = Feed(), RevocationState()
+        for n in range(5):
+            feed.add("jti", f"j{n}", until=time.time() + 600)
+        page = feed.answer
+
+        def paged(target: str) -> tuple[int, bytes]:
+            status, body = page(target)
+            doc = json.loads(body)
+            after = int(parse_qs(urlsplit(target).query)["after"][0])
+            doc["events"] = doc["events"][:2]
+            doc["cursor"] = after + len(doc["events"])
+            return status, json.dumps(doc).encode()
+
+        async with JSONServer(paged) as server:
+            follower = RevocationFollower(server.url, http, state, interval=30, page_size=2)
+            follower.start()
+            try:
+                await wait_for(lambda: follower.cursor == 5)
+            finally:
+                await follower.stop()
+        assert len(state) == 5
+        assert len(server.targets) == 3

@@ -88,7 +88,10 @@ class RevocationFollower:
     """Polls the revocation feed every ``interval`` seconds and applies it.
 
     Failures are logged and retried on the next tick; the state keeps what it
-    had. :attr:`healthy` is False until the first success and once no poll has
+    had. A batch of ``page_size`` events or more (the feed's page) means more
+    may be waiting, so the next poll follows at once.
+
+    :attr:`healthy` is False until the first success and once no poll has
     succeeded for ``stale_after`` seconds (default: three intervals plus the
     request timeout), so a readiness probe can report a follower that fell behind.
 
@@ -107,6 +110,7 @@ class RevocationFollower:
         timeout: float = 5.0,
         stale_after: float | timedelta | None = None,
         max_bytes: int = MAX_FEED_BYTES,
+        page_size: int = 1000,
     ) -> None:
         try:
             parsed = httpx.URL(url)
@@ -118,7 +122,7 @@ class RevocationFollower:
         self._stale_after = (
             3 * self._interval + timeout if stale_after is None else _seconds(stale_after)
         )
-        if min(self._interval, timeout, self._stale_after, max_bytes) <= 0:
+        if min(self._interval, timeout, self._stale_after, max_bytes, page_size) <= 0:
             raise ConfigurationError(
                 "interval, timeout, stale_after and max_bytes must be positive"
             )
@@ -128,6 +132,7 @@ class RevocationFollower:
         self._clock = clock
         self._timeout = timeout
         self._max_bytes = max_bytes
+        self._page_size = page_size
         self._task: asyncio.Task[None] | None = None
         #: The feed position after the last applied batch.
         self.cursor = 0
@@ -225,4 +230,6 @@ class RevocationFollower:
             else:
                 if applied:
                     _log.info("revocations_applied", events=applied, cursor=self.cursor)
+                if applied >= self._page_size:
+                    continue  # a full page: more may be waiting, catch up at once
             await asyncio.sleep(self._interval)
