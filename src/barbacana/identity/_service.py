@@ -20,7 +20,14 @@ from ..access import Principal, principal_from_claims
 from ..errors import BarbacanaError, SecretsError, TokenError
 from ..settings import Settings
 from ..storage import Database
-from ..tokens import AccessClaims, KeyRing, RevocationState, TokenIssuer, TokenVerifier
+from ..tokens import (
+    AccessClaims,
+    KeyRing,
+    RevocationState,
+    SigningKey,
+    TokenIssuer,
+    TokenVerifier,
+)
 from ._clients import ApiKeyStore, ClientStore
 from ._keys import KeySealer, KeyStore
 from ._passwords import Passwords
@@ -186,14 +193,16 @@ class Identity:
         rewrapped), the KEK is resolved again; until then the keys in memory
         keep signing and verifying, so no request fails.
         """
+        self.ring.replace(await self._load_keys())
+
+    async def _load_keys(self) -> list[SigningKey]:
         try:
-            keys = await self.keys.load()
+            return await self.keys.load()
         except SecretsError:
             if self._reseal is None:
                 raise
             self.keys.sealer = await self._reseal()
-            keys = await self.keys.load()
-        self.ring.replace(keys)
+            return await self.keys.load()
 
     async def rotate_keys(
         self, actor: dict[str, Any] | None = None, *, force: bool = False
@@ -207,12 +216,20 @@ class Identity:
         Raises:
             RotationTooEarlyError: The ``next`` key is too young (unless ``force``).
         """
-        keys = await self.keys.rotate(
-            alg=self.settings.tokens.algorithm,
-            retire_after=self.retire_after,
-            ed25519_alg_name=self.settings.tokens.ed25519_alg_name,
-            min_next_age=0.0 if force else self.settings.key.publish_delay.total_seconds(),
-        )
+        options = {
+            "alg": self.settings.tokens.algorithm,
+            "retire_after": self.retire_after,
+            "ed25519_alg_name": self.settings.tokens.ed25519_alg_name,
+            "min_next_age": 0.0 if force else self.settings.key.publish_delay.total_seconds(),
+        }
+        try:
+            keys = await self.keys.rotate(**options)  # type: ignore[arg-type]
+        except SecretsError:
+            if self._reseal is None:
+                raise
+            # The KEK rotated under us: resolve it again and retry once.
+            self.keys.sealer = await self._reseal()
+            keys = await self.keys.rotate(**options)  # type: ignore[arg-type]
         self.ring.replace(keys)
         await self._audit(
             "key.rotated",
@@ -232,7 +249,7 @@ class Identity:
         """
         now = self.clock()
         changed = await self.keys.retire_expired() > 0
-        keys = await self.keys.load()
+        keys = await self._load_keys()
         active = [key for key in keys if key.state == "active"]
         waiting = [key for key in keys if key.state == "next"]
         interval = self.settings.key.rotation_interval.total_seconds()
