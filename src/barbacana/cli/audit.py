@@ -314,6 +314,10 @@ def tail(
     max_events: Annotated[
         int | None, typer.Option("--max-events", min=1, help="Stop after printing this many.")
     ] = None,
+    after: Annotated[
+        int | None,
+        typer.Option("--after", min=-1, help="Follow from the event after this seq (not the end)."),
+    ] = None,
     as_json: AsJson = False,
 ) -> None:
     """Print recent events, then follow new ones (polling)."""
@@ -336,8 +340,8 @@ def tail(
             return True
 
         async with _store(target) as store:
-            last = (await store.head()).size - 1
-            if lines:
+            last = (await store.head()).size - 1 if after is None else after
+            if lines and after is None:
                 recent, _ = await store.query(limit=min(lines, 1000), newest_first=True)
                 recent.reverse()
                 if not show(recent):
