@@ -1,15 +1,18 @@
 """Reload a renewed certificate into a live server context, dropping no connection.
 
 ``SSLContext.load_cert_chain`` on the context a server already listens with
-changes what *new* handshakes present; connections already open keep their
-session. Two traps are avoided here:
+changes what *new* connections present: OpenSSL copies the context's
+certificate into each connection object when it is created, so connections
+already open, or accepted and still handshaking, keep the old one. Two traps
+are avoided here:
 
 * loading a certificate whose key does not match empties the context's key
   (OpenSSL drops the old key when the new certificate arrives, then refuses the
   mismatched key), so every later handshake would fail. The pair is read once,
   checked in memory, and only a matching pair is loaded, from a private copy;
-* a handshake must not run half-way through a load: :meth:`check` is meant to
-  run on the server's event-loop thread, where handshakes run too.
+* no connection may be created half-way through a load (new certificate, key
+  not yet replaced): :meth:`check` is meant to run on the server's event-loop
+  thread, where connections are created too.
 """
 
 from __future__ import annotations

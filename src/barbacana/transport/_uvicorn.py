@@ -97,8 +97,7 @@ def _install(protocol: Any, transport: asyncio.BaseTransport) -> None:
     ssl_object = transport.get_extra_info("ssl_object")
     if ssl_object is None:
         return
-    config = protocol.config
-    server_cert = config.server_cert_pem if isinstance(config, TLSConfig) else None
+    server_cert: str | None = getattr(ssl_object, "served_certificate", None)
     protocol.app = _WithTLSExtension(protocol.app, tls_extension(ssl_object, server_cert))
 
 
@@ -166,6 +165,7 @@ class TLSConfig(uvicorn.Config):
                 on_reload=self._certificate_reloaded,
             )
             self.server_cert_pem = _pem(self.reloader.certificate)
+            context.sslobject_class = _served_sslobject_class(self)
 
         async def notify() -> None:
             if self.reloader is not None:
@@ -190,6 +190,27 @@ class TLSConfig(uvicorn.Config):
 
     def _certificate_reloaded(self, cert: x509.Certificate) -> None:
         self.server_cert_pem = _pem(cert)
+
+
+def _served_sslobject_class(config: TLSConfig) -> type[ssl.SSLObject]:
+    """An SSLObject class that notes which certificate its connection presents.
+
+    OpenSSL copies the context's certificate into each connection when the
+    connection object is created (``SSL_new``, at accept time), not when the
+    handshake runs; a reload landing in between does not change what that
+    connection presents. Creation and reload both run on the event-loop thread,
+    so the certificate current at creation is the one served.
+    """
+
+    class ServedSSLObject(ssl.SSLObject):
+        served_certificate: str | None
+
+        def __new__(cls, *args: Any, **kwargs: Any) -> ServedSSLObject:
+            instance = super().__new__(cls)
+            instance.served_certificate = config.server_cert_pem
+            return instance
+
+    return ServedSSLObject
 
 
 def _pem(cert: x509.Certificate) -> str:
@@ -258,6 +279,8 @@ def serve_config(
         )
     elif context is None:  # unreachable: checked above; narrows the type
         raise ConfigurationError("serve_config needs a TLS context")
+    if http not in ("httptools", "h11"):
+        raise ConfigurationError(f"http must be 'httptools' or 'h11', not {http!r}")
     if http == "h11" or TLSHttpToolsProtocol is None:
         protocol: type[asyncio.Protocol] = TLSH11Protocol
     else:
