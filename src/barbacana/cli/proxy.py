@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 import re
 import shutil
-import subprocess
+import subprocess  # nosec B404 -- runs only `nginx -v`, to pick the http2 syntax
 from pathlib import Path
 from typing import Annotated
 
@@ -33,7 +33,7 @@ def _nginx_version() -> tuple[int, int, int] | None:
     if binary is None:
         return None
     try:
-        result = subprocess.run(  # noqa: S603 -- fixed argv, binary found on PATH
+        result = subprocess.run(  # noqa: S603  # nosec B603 -- fixed argv, binary from PATH
             [binary, "-v"], capture_output=True, text=True, timeout=5, check=False
         )
     except (OSError, subprocess.SubprocessError):
@@ -90,12 +90,12 @@ def nginx(
     pki = Pki(settings.data_dir / "pki", settings=transport, passphrase=passphrase)
     ips = ["127.0.0.1"]
     try:
-        ipaddress.ip_address(listen_address)
+        address = ipaddress.ip_address(listen_address)
     except ValueError:
         pass
     else:
-        if listen_address not in ("0.0.0.0", "::"):  # noqa: S104 -- compared, not bound
-            ips.append(listen_address)
+        if not address.is_unspecified and str(address) not in ips:
+            ips.append(str(address))
     try:
         creds = pki.ensure_service(
             PROXY_CERTIFICATE, dns=list(dict.fromkeys([server_name, "localhost"])), ips=ips
