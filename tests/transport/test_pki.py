@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import stat
 import time
 from datetime import timedelta
@@ -18,6 +20,7 @@ from barbacana.transport import (
     KeyPassphraseError,
     Pki,
     TransportSettings,
+    keep_renewed,
 )
 
 
@@ -200,3 +203,37 @@ class TestRenewal:
         pki.issue_client("orders")
         pki.ensure_service("orders")
         assert pki.info("orders").kind == "service"
+
+
+class TestKeepRenewed:
+    async def test_renews_in_the_background(self, tmp_path: Path) -> None:
+        now = time.time()
+        clock = [now]
+        pki = Pki(tmp_path, clock=lambda: clock[0])
+        pki.ensure_service("orders", dns=["orders"])
+        first = pki.info("orders").serial_number
+        task = asyncio.create_task(keep_renewed(pki, "orders", dns=["orders"], interval=0.02))
+        try:
+            await asyncio.sleep(0.1)
+            assert pki.info("orders").serial_number == first, "still current: left alone"
+            clock[0] = now + 6 * 86400  # inside renew_before
+            deadline = time.monotonic() + 10
+            while pki.info("orders").serial_number == first and time.monotonic() < deadline:
+                await asyncio.sleep(0.02)
+            assert pki.info("orders").serial_number != first
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def test_a_failed_renewal_does_not_stop_it(self, tmp_path: Path) -> None:
+        Pki(tmp_path, passphrase="right").init()
+        task = asyncio.create_task(
+            keep_renewed(Pki(tmp_path, passphrase="wrong"), "orders", interval=0.02)
+        )
+        await asyncio.sleep(0.2)
+        assert not task.done()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        assert not (tmp_path / "orders.pem").exists()

@@ -15,7 +15,7 @@ from ._builder import CertificateBuilder, CertificateKind, spiffe_id
 from ._client import mtls_client, mtls_sync_client
 from ._nginx import ROUTES, NginxRoute, render_nginx_config
 from ._peer import PeerIdentity, RequirePeer, parse_spiffe_id, peer_identity
-from ._pki import CertificateInfo, Pki, ServiceCredentials
+from ._pki import CertificateInfo, Pki, ServiceCredentials, keep_renewed
 from ._reload import CertificateReloader
 from ._settings import DEFAULT_CIPHERS, DEFAULT_TRUST_DOMAIN, TransportSettings
 from ._tls import ClientAuth, client_context, server_context
@@ -68,6 +68,7 @@ __all__ = [
     "TransportError",
     "TransportSettings",
     "client_context",
+    "keep_renewed",
     "mtls_client",
     "mtls_sync_client",
     "parse_spiffe_id",

@@ -14,6 +14,7 @@ reloads its certificate checks that the pair matches before using it.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import fcntl
@@ -25,6 +26,7 @@ from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import structlog
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
@@ -43,7 +45,9 @@ from .errors import (
     KeyPassphraseError,
 )
 
-__all__ = ["CertificateInfo", "Pki", "ServiceCredentials"]
+__all__ = ["CertificateInfo", "Pki", "ServiceCredentials", "keep_renewed"]
+
+_log = structlog.get_logger("barbacana.transport")
 
 _CA = "ca"
 _RESERVED = frozenset({_CA})
@@ -391,6 +395,31 @@ class Pki:
     @staticmethod
     def _write_cert(path: Path, cert: x509.Certificate) -> None:
         _atomic_write(path, cert.public_bytes(serialization.Encoding.PEM), 0o644)
+
+
+async def keep_renewed(
+    pki: Pki,
+    name: str,
+    *,
+    dns: Iterable[str] = (),
+    ips: Iterable[str] = (),
+    interval: float = 3600.0,
+) -> None:
+    """Run :meth:`Pki.ensure_service` every ``interval`` seconds, until cancelled.
+
+    Run it as a background task next to a server built with
+    :func:`~barbacana.transport.serve_config`: this renews the files before they
+    expire, and the server's reloader loads them. A failed renewal is logged and
+    retried at the next interval (the current certificate is still valid for
+    ``renew_before``, days by default), rather than stopping the service.
+    """
+    dns, ips = tuple(dns), tuple(ips)
+    while True:
+        try:
+            await asyncio.to_thread(pki.ensure_service, name, dns=dns, ips=ips)
+        except CertificateError as exc:
+            _log.warning("certificate_renewal_failed", name=name, reason=exc.detail)
+        await asyncio.sleep(interval)
 
 
 def _leaf_name(name: str) -> str:
