@@ -6,7 +6,7 @@ import asyncio
 import json
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
@@ -47,7 +47,7 @@ def run(coroutine: Coroutine[Any, Any, T]) -> T:
         fail(exc.detail)
 
 
-def fail(message: str, code: int = 1) -> Any:
+def fail(message: str, code: int = 1) -> NoReturn:
     """Print ``message`` on stderr and exit."""
     err_console.print(f"[bold red]error:[/] {message}")
     raise typer.Exit(code)
