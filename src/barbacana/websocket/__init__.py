@@ -41,6 +41,7 @@ from ._tickets import (
     ticket_store_from_url,
     well_formed_ticket,
 )
+from ._uvicorn import WebSocketsProtocol
 from .errors import (
     BrokerUnavailableError,
     ConnectionLimitError,
@@ -103,6 +104,7 @@ __all__ = [
     "TicketStoreUnavailableError",
     "WebSocketGuard",
     "WebSocketSettings",
+    "WebSocketsProtocol",
     "broker_from_url",
     "connection_counter_from_url",
     "new_ticket",
