@@ -35,7 +35,7 @@ from barbacana.websocket import (
     WebSocketsProtocol,
     uvicorn_ws_options,
 )
-from tests.conftest import ServerThread, FakeKekSealer, make_settings
+from tests.conftest import FakeKekSealer, ServerThread, make_settings
 
 ISSUER = "https://issuer.test"
 APP = "https://app.example"
@@ -58,7 +58,9 @@ class AuditLog:
         with self._lock:
             events = list(self.events)
         return [
-            e for e in events if e["action"] == action and all(e.get(k) == v for k, v in match.items())
+            e
+            for e in events
+            if e["action"] == action and all(e.get(k) == v for k, v in match.items())
         ]
 
 
@@ -165,7 +167,9 @@ class ChatSystem:
             **options,
         )
 
-    async def refused(self, room: str, ticket: str | None, **kwargs: Any) -> tuple[int, dict[str, Any]]:
+    async def refused(
+        self, room: str, ticket: str | None, **kwargs: Any
+    ) -> tuple[int, dict[str, Any]]:
         """Open a socket that must be refused; the HTTP status and problem body."""
         try:
             connection = await self.open(room, ticket, **kwargs)

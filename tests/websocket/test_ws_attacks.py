@@ -22,7 +22,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from barbacana.services.chat._models import CHAT_PROTOCOL
 from barbacana.websocket import TICKET_PROTOCOL_PREFIX, WebSocketSettings, new_ticket
-from tests.websocket.helpers import APP, EVIL, OTHER, ChatSystem, Client, chat_system, wait_for
+from tests.websocket.helpers import APP, EVIL, OTHER, ChatSystem, chat_system, wait_for
 
 WS = WebSocketSettings(
     ticket_ttl=timedelta(seconds=2),
@@ -101,7 +101,10 @@ class TestHandshake:
         for issued_to, presented_from in cases:
             ticket = system.ticket(token, origin=issued_to)
             status, body = await system.refused("general", ticket, origin=presented_from)
-            assert (status, body["code"]) == (403, "ws_ticket_origin_mismatch"), (issued_to, presented_from)
+            assert (status, body["code"]) == (403, "ws_ticket_origin_mismatch"), (
+                issued_to,
+                presented_from,
+            )
         # A program with a ticket issued without an Origin connects without one.
         ticket = system.ticket(token)
         connection = await system.open("general", ticket)
@@ -125,7 +128,8 @@ class TestHandshake:
             "general", ticket, origin=APP, additional_headers=[("Origin", OTHER)]
         )
         # The server's handshake parser refuses them before the application runs.
-        assert status == 400 and "Origin" in body["text"]
+        assert status == 400
+        assert "Origin" in body["text"]
 
     async def test_unauthorized_room(self, system: ChatSystem) -> None:
         """A user may not open the admins room, a private room, or an ill-named one."""
@@ -214,7 +218,9 @@ class TestTicketEndpoint:
             assert system.ticket_response(narrow).json()["code"] == "insufficient_scope"
             admin = {"Authorization": f"Bearer {system.token()}"}
             key = client.post(
-                f"{system.auth}/apikeys", json={"name": "bot", "scopes": ["chat:use"]}, headers=admin
+                f"{system.auth}/apikeys",
+                json={"name": "bot", "scopes": ["chat:use"]},
+                headers=admin,
             ).json()["key"]
             refused = client.post(f"{system.auth}/ws/tickets", headers={"X-API-Key": key})
             assert refused.status_code == 403
@@ -283,7 +289,8 @@ class TestOpenSocket:
         connection.transport.write(header + b"x" * 10)
         with pytest.raises(ConnectionClosed) as caught:
             await asyncio.wait_for(connection.recv(), 5)
-        assert caught.value.rcvd is not None and caught.value.rcvd.code == 1009
+        assert caught.value.rcvd is not None
+        assert caught.value.rcvd.code == 1009
 
     async def test_message_flood(self, system: ChatSystem) -> None:
         """More than the burst at once closes the socket with 1008 and a reason, audited."""

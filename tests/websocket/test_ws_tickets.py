@@ -45,9 +45,7 @@ def record(clock: FakeClock, ttl: float = 30.0, **extra: object) -> TicketRecord
 
 
 @pytest.fixture(params=["memory", "redis"])
-async def store(
-    request: pytest.FixtureRequest, clock: FakeClock
-) -> AsyncIterator[TicketStore]:
+async def store(request: pytest.FixtureRequest, clock: FakeClock) -> AsyncIterator[TicketStore]:
     """Each contract test runs on both stores."""
     if request.param == "memory":
         yield MemoryTicketStore(clock=clock)
@@ -64,7 +62,8 @@ class TestTicketContract:
         """A ticket gives back its record once; the second redemption gets nothing."""
         issued = record(clock)
         ticket = await store.issue(issued)
-        assert well_formed_ticket(ticket) and len(ticket) == 43
+        assert well_formed_ticket(ticket)
+        assert len(ticket) == 43
         assert await store.redeem(ticket) == issued
         assert await store.redeem(ticket) is None
 
@@ -94,7 +93,9 @@ class TestTicketContract:
 
 
 class TestRedisStore:
-    async def test_only_digests_at_rest(self, redis_url: str, prefix: str, clock: FakeClock) -> None:
+    async def test_only_digests_at_rest(
+        self, redis_url: str, prefix: str, clock: FakeClock
+    ) -> None:
         """Redis holds the ticket's SHA-256 as the key, never the ticket, and a PX expiry."""
         store = RedisTicketStore(redis_url, key_prefix=prefix, clock=clock)
         ticket = await store.issue(record(clock, ttl=30))
@@ -103,7 +104,8 @@ class TestRedisStore:
             keys = [k.decode() async for k in client.scan_iter(match=f"{prefix}:*")]
             assert keys == [f"{prefix}:ticket:{ticket_digest(ticket)}"]
             stored = await client.get(keys[0])
-            assert stored is not None and ticket.encode() not in stored
+            assert stored is not None
+            assert ticket.encode() not in stored
             assert 29_000 < await client.pttl(keys[0]) <= 30_000
         finally:
             await client.aclose()
@@ -129,7 +131,9 @@ class TestRedisStore:
             await store.check()
         await store.aclose()
 
-    async def test_malformed_stored_value(self, redis_url: str, prefix: str, clock: FakeClock) -> None:
+    async def test_malformed_stored_value(
+        self, redis_url: str, prefix: str, clock: FakeClock
+    ) -> None:
         """A value that is not a ticket record is refused, not trusted."""
         store = RedisTicketStore(redis_url, key_prefix=prefix, clock=clock)
         ticket = new_ticket()
@@ -164,7 +168,8 @@ class TestRecord:
         """The record carries what RevocationState needs: sub, sid, jti, iat, exp."""
         claims = record(clock).claims()
         assert (claims.sub, claims.sid, claims.jti) == ("user-1", "family-1", "jti-1")
-        assert claims.iat == clock.now - 5 and claims.exp == clock.now + 600
+        assert claims.iat == clock.now - 5
+        assert claims.exp == clock.now + 600
 
     def test_strict(self, clock: FakeClock) -> None:
         """Unknown fields and wrong types are refused."""

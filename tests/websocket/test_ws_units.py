@@ -63,8 +63,16 @@ class TestFrames:
             ('{"type": "message", "text": ""}', "invalid_frame", "field 'text'"),
             ('{"type": "message", "text": "   "}', "invalid_frame", "field 'text'"),
             ('{"type": "message", "text": "' + "a" * 2001 + '"}', "invalid_frame", "field 'text'"),
-            ('{"type": "message", "text": "hi", "room": "admins"}', "invalid_frame", "unknown field 'room'"),
-            ('{"type": "message", "text": "hi", "from": "admin"}', "invalid_frame", "unknown field 'from'"),
+            (
+                '{"type": "message", "text": "hi", "room": "admins"}',
+                "invalid_frame",
+                "unknown field 'room'",
+            ),
+            (
+                '{"type": "message", "text": "hi", "from": "admin"}',
+                "invalid_frame",
+                "unknown field 'from'",
+            ),
             ('{"type": "ping", "x": 1}', "invalid_frame", "unknown field 'x'"),
         ],
     )
@@ -100,7 +108,7 @@ class TestMessageRate:
         assert sum(rate.allow() for _ in range(10)) == 4
 
     def test_sustained_rate(self, clock: FakeClock) -> None:
-        """Over 10 s at one attempt per 10 ms, about burst + rate × 10 pass."""
+        """Over 10 s at one attempt per 10 ms, about burst + rate * 10 pass."""
         rate = MessageRate(5.0, 10, clock=clock)
         passed = 0
         for _ in range(1000):
@@ -210,7 +218,8 @@ class TestBroker:
             if all(len(v) == 50 for v in got.values()):
                 break
             await asyncio.sleep(0.01)
-        assert got["a"] == sent and got["b"] == sent
+        assert got["a"] == sent
+        assert got["b"] == sent
         for broker in brokers.values():
             await broker.check()
             await broker.stop()
@@ -246,7 +255,10 @@ class TestSettings:
         [
             ({"rooms": {"Bad Room": ["user"]}}, "not a room name"),
             ({"rooms": {"empty": []}}, "admits no role"),
-            ({"ping_interval": timedelta(seconds=30), "idle_timeout": timedelta(seconds=30)}, "longer than"),
+            (
+                {"ping_interval": timedelta(seconds=30), "idle_timeout": timedelta(seconds=30)},
+                "longer than",
+            ),
             ({"key_prefix": "a{b}"}, "braces"),
         ],
     )
@@ -263,6 +275,7 @@ class TestSettings:
             WebSocketSettings(**values)  # type: ignore[arg-type]
 
     def test_room_names(self) -> None:
-        assert valid_room("general") and valid_room("a-1_b")
+        assert valid_room("general")
+        assert valid_room("a-1_b")
         for bad in ("", "General", "a b", "a\nb", "../x", "x" * 65, 5):
             assert not valid_room(bad)
