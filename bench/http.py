@@ -18,9 +18,14 @@ with any non-2xx answer, or where the textbook app logged fewer lines than it
 served requests, stops without numbers.
 
 ``wrk --latency`` then drives each app in turn, after a short warm-up of
-each, for several interleaved rounds; each app's best round (by requests/s,
-with that round's p99) is kept, which is timeit's advice for a noisy
-machine. The whole run takes about a minute and a half with the defaults.
+each, for several interleaved rounds; each app's best figures are kept (the
+highest requests/s and the lowest p99 of its rounds), which is timeit's
+advice for a noisy machine: noise only ever makes a run slower. The table
+also gives the server process's CPU time per request (user + system, from
+``/proc``, over the measured run): other work on a shared machine delays a
+server but barely changes the CPU it spends, so that column's ratio is the
+steadiest estimate of what the requests/s ratio would be on a quiet core. The
+whole run takes about a minute and a half with the defaults.
 """
 
 from __future__ import annotations
@@ -84,6 +89,8 @@ class Result:
     requests_per_second: float
     p99_ms: float
     requests: int
+    #: CPU time the server process spent per request (user + system, every thread).
+    cpu_us: float = float("nan")
 
 
 @dataclass
@@ -107,8 +114,16 @@ class App:
         return {"Authorization": f"Bearer {self.token}"} if self.token else {}
 
     @property
-    def best(self) -> Result:
-        return max(self.results, key=lambda r: r.requests_per_second)
+    def best_rate(self) -> float:
+        return max(r.requests_per_second for r in self.results)
+
+    @property
+    def best_p99(self) -> float:
+        return min(r.p99_ms for r in self.results)
+
+    @property
+    def best_cpu_us(self) -> float:
+        return min(r.cpu_us for r in self.results)
 
 
 # -- servers --------------------------------------------------------------------------
@@ -279,12 +294,26 @@ def parse_wrk(output: str) -> Result:
     )
 
 
+def _cpu_seconds(process: subprocess.Popen[bytes] | None) -> float:
+    """User + system CPU time of a running process (Linux ``/proc``; NaN elsewhere)."""
+    if process is None:
+        return float("nan")
+    try:
+        fields = Path(f"/proc/{process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    # After the command name: state is field 3 of proc(5), utime 14 and stime 15.
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _measure(app: App, args: argparse.Namespace, folder: Path, *, warm_up: bool) -> Result:
     if warm_up and args.warmup > 0:
         parse_wrk(_wrk(app, args, args.warmup))
     logged_before = _log_lines(folder)
+    cpu_before = _cpu_seconds(app.process)
     output = _wrk(app, args, args.duration)
     result = parse_wrk(output)
+    result.cpu_us = (_cpu_seconds(app.process) - cpu_before) / result.requests * 1e6
     errors = re.search(r"Socket errors: (.*)", output)
     if errors is not None:
         print(f"  {app.label}: socket errors: {errors.group(1)}", file=sys.stderr)
@@ -299,17 +328,17 @@ def _measure(app: App, args: argparse.Namespace, folder: Path, *, warm_up: bool)
 
 
 def _table(contenders: list[App]) -> str:
-    bare = contenders[0].best
+    bare = contenders[0]
     lines = [
-        "| app | requests/s | vs bare | p99 latency (ms) | vs bare |",
-        "|---|---:|---:|---:|---:|",
+        "| app | requests/s | vs bare | p99 latency (ms) | vs bare "
+        "| server CPU µs/request | bare CPU / this |",
+        "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for app in contenders:
-        best = app.best
         lines.append(
-            f"| {app.label} | {best.requests_per_second:,.0f} | "
-            f"{best.requests_per_second / bare.requests_per_second:.2f} | "
-            f"{best.p99_ms:.2f} | {best.p99_ms / bare.p99_ms:.2f} |"
+            f"| {app.label} | {app.best_rate:,.0f} | {app.best_rate / bare.best_rate:.2f} | "
+            f"{app.best_p99:.2f} | {app.best_p99 / bare.best_p99:.2f} | "
+            f"{app.best_cpu_us:.0f} | {bare.best_cpu_us / app.best_cpu_us:.2f} |"
         )
     return "\n".join(lines)
 
@@ -317,8 +346,9 @@ def _table(contenders: list[App]) -> str:
 def _rounds(contenders: list[App]) -> str:
     lines = []
     for app in contenders:
-        runs = ", ".join(
-            f"{r.requests_per_second:,.0f} req/s p99 {r.p99_ms:.2f} ms" for r in app.results
+        runs = "; ".join(
+            f"{r.requests_per_second:,.0f} req/s, p99 {r.p99_ms:.2f} ms, {r.cpu_us:.0f} µs CPU"
+            for r in app.results
         )
         lines.append(f"- {app.label}: {runs}")
     return "\n".join(lines)
@@ -326,10 +356,10 @@ def _rounds(contenders: list[App]) -> str:
 
 def _update(path: Path, section: str) -> None:
     text = path.read_text(encoding="utf-8")
-    pattern = re.compile(r"(<!-- results:start -->\n).*?(\n<!-- results:end -->)", re.DOTALL)
+    pattern = re.compile(r"(<!-- results:start -->\n)(?:.*?\n)?(<!-- results:end -->)", re.DOTALL)
     if not pattern.search(text):
         raise SystemExit(f"{path} has no results markers")
-    path.write_text(pattern.sub(lambda m: m.group(1) + section + m.group(2), text), "utf-8")
+    path.write_text(pattern.sub(lambda m: f"{m.group(1)}{section}\n{m.group(2)}", text), "utf-8")
 
 
 # -- profile --------------------------------------------------------------------------
@@ -465,10 +495,10 @@ def _run(args: argparse.Namespace, folder: Path) -> int:
         for round_ in range(args.rounds):
             for app in contenders:
                 app.results.append(_measure(app, args, folder, warm_up=round_ == 0))
-                best = app.results[-1]
+                last = app.results[-1]
                 print(
-                    f"round {round_ + 1}: {app.label}: {best.requests_per_second:,.0f} req/s, "
-                    f"p99 {best.p99_ms:.2f} ms",
+                    f"round {round_ + 1}: {app.label}: {last.requests_per_second:,.0f} req/s, "
+                    f"p99 {last.p99_ms:.2f} ms, server CPU {last.cpu_us:.0f} µs/request",
                     file=sys.stderr,
                     flush=True,
                 )
@@ -477,7 +507,7 @@ def _run(args: argparse.Namespace, folder: Path) -> int:
     options = " ".join(_server_options())
     footer = (
         f"wrk -t{args.threads} -c{args.connections} -d{args.duration:g}s --latency "
-        f"({args.warmup:g} s of warm-up first), best of {args.rounds} interleaved rounds; "
+        f"({args.warmup:g} s of warm-up first), best figure of {args.rounds} interleaved rounds; "
         f"uvicorn {options}; Python {sys.version.split()[0]}; {os.cpu_count()} cores, "
         f"load average {load:.2f} at start; {time.perf_counter() - started:.0f} s in total."
     )
