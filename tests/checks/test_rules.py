@@ -7,6 +7,7 @@ import json
 import secrets
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -159,6 +160,30 @@ class TestRateLimit:
         """An in-process store cannot be down: failing open does not matter there."""
         env = {"BARBACANA_PROFILE": "production", "BARBACANA_RATELIMIT_FAILURE_MODE": "open"}
         assert "BRB-W043" not in ids(references.development, env)
+
+
+class TestFiles:
+    def test_audit_key_outside_the_data_directory(
+        self, references: References, tmp_path: Path
+    ) -> None:
+        """A key kept elsewhere is checked by its own mode; its listable folder is not flagged."""
+        folder = tmp_path / "etc"
+        folder.mkdir(mode=0o755)
+        folder.chmod(0o755)
+        key = folder / "audit-key.pem"
+        key.write_text("-----BEGIN PRIVATE KEY-----\n")
+        key.chmod(0o600)
+        env = {"BARBACANA_AUDIT_KEY_PATH": str(key)}
+        assert ids(references.development, env) == []
+        key.chmod(0o640)
+        assert ids(references.development, env) == ["BRB-E070"]
+
+    def test_group_access_counts(self, references: References, copy_of: Any) -> None:
+        """0o077, not only "others": a group that can read a key is a finding too."""
+        root = copy_of(references.development)
+        (root / "pki" / "auth-key.pem").chmod(0o640)
+        (root / "secrets").chmod(0o750)
+        assert sorted(ids(root)) == ["BRB-E070", "BRB-W071"]
 
 
 class TestTime:

@@ -26,12 +26,12 @@ NOT_INSPECTED = Finding(
     "run the check where the data directory and database are reachable",
 )
 
-# Tokens and signing keys (RFC 8725, RFC 7518, RFC 9700)
+# Tokens and signing keys (RFC 8725, RFC 7518, RFC 6819)
 HMAC_ALGORITHM = Finding(
     "BRB-E001",
     "an HMAC algorithm (HS256/HS384/HS512) is configured for JSON Web Tokens",
     "Barbacana signs with Ed25519, ES256 or RS256 and never accepts HMAC: with a shared "
-    "secret every verifier can also forge tokens (RFC 8725 §2.1, §3.1). Remove the variable "
+    "secret every verifier can also forge tokens (RFC 8725 §3.2). Remove the variable "
     "and, if needed, set BARBACANA_TOKENS_ALGORITHM=Ed25519",
 )
 SHORT_SECRET = Finding(
@@ -50,8 +50,8 @@ SYMMETRIC_SECRET = Finding(
 LONG_ACCESS_TTL = Finding(
     "BRB-W004",
     "access tokens live longer than one hour",
-    "a stolen access token works until it expires (RFC 9700 §4.14, RFC 6819 §5.1.5.3): set "
-    "BARBACANA_TOKENS_ACCESS_TTL=PT10M (ISO 8601; 10 minutes, the default) and rely on refresh tokens",
+    "a stolen access token works until it expires (RFC 6819 §5.1.5.3): set "
+    "BARBACANA_TOKENS_ACCESS_TTL=PT10M (ISO 8601; 10 minutes, the default)",
 )
 LONG_REFRESH_TTL = Finding(
     "BRB-W005",

@@ -64,11 +64,13 @@ def check_private_files(context: CheckContext) -> Iterator[Message]:
 
 
 def check_directories(context: CheckContext) -> Iterator[Message]:
-    """The data directory, or its secrets, pki or audit folder, open to group or others (W071)."""
+    """The data directory, or its secrets, pki or audit folder, open to group or others (W071).
+
+    A folder elsewhere that holds an audit key (``/etc/...``) may be listable:
+    the key file's own mode (E070) is what protects it there.
+    """
     root = context.settings.data_dir
-    folders = dict.fromkeys(
-        [root, root / "secrets", root / "pki", context.audit.key_file(root).parent]
-    )
+    folders = [root, root / "secrets", root / "pki", root / "audit"]
     for folder in folders:
         mode = _mode(folder) if folder.is_dir() else None
         if mode is not None and mode & 0o077:
