@@ -205,3 +205,30 @@ class TestConfiguration:
             RateLimitMiddleware(
                 FastAPI(), policies=STRICT, store=MemoryStore(), trusted_proxies=["10.0.0.1/8"]
             )
+
+
+class TestKeyChain:
+    def test_subject_then_api_key_then_address(self) -> None:
+        """The key chain: authenticated subject, else API key id, else client address."""
+        from barbacana.ratelimit import identity_chain
+
+        assert identity_chain(address="203.0.113.7", subject="alice", api_key_id="k1") == Identity(
+            "sub:alice", "user"
+        )
+        assert identity_chain(address="203.0.113.7", api_key_id="k1", roles=["admin"]) == Identity(
+            "apikey:k1", "admin"
+        )
+        assert identity_chain(address="203.0.113.7") == Identity("addr:203.0.113.7", "anonymous")
+
+    async def test_rotating_ipv6_addresses_inside_a_64_does_not_reset(
+        self, clock: FakeClock
+    ) -> None:
+        """An IPv6 client is counted by its /64: new interface ids get no new quota."""
+        app = build(STRICT, MemoryStore(clock=clock))
+        codes = []
+        for i in range(5):
+            async with client(app, peer=f"2001:db8:1:2::{i + 1:x}") as c:
+                codes.append((await c.get("/orders")).status_code)
+        assert codes == [200, 200, 200, 429, 429]
+        async with client(app, peer="2001:db8:1:3::1") as c:
+            assert (await c.get("/orders")).status_code == 200

@@ -70,8 +70,7 @@ def _match(routes: Sequence[Any], scope: Scope, prefix: str) -> str | None:
             nested = getattr(route, "routes", None)
             if nested is None:
                 return path
-            found = _match(nested, {**scope, **child}, path) if nested else None
-            return found or f"{path}/{{path}}"
+            return _match(nested, {**scope, **child}, path) or f"{path}/{{path}}"
         if match.value == _PARTIAL and partial is None:
             partial = prefix + getattr(route, "path", "")
     return partial
@@ -92,11 +91,8 @@ def problem_body(exc: QuotaExceeded | LimiterUnavailable, instance: str) -> byte
 
 def refusal(decision: Decision) -> QuotaExceeded:
     """The error for a refused decision, naming the meter that refused."""
-    names = [
-        m.name
-        for m, r in zip(decision.meters, decision.retry_ms, strict=False)
-        if r > 0 or not decision.retry_ms
-    ] or [m.name for m in decision.meters]
+    names = [m.name for m, r in zip(decision.meters, decision.retry_ms, strict=True) if r > 0]
+    names = names or [m.name for m in decision.meters]
     seconds = decision.retry_after
     return QuotaExceeded(
         f"Quota {names[0]!r} is exhausted; retry after {seconds} second{'s' * (seconds != 1)}.",
