@@ -50,7 +50,7 @@ class Harness:
             self.monkeypatch.setenv(name, value)
         settings = reference_settings(root or self.refs.development)
         now = facts.pop("now", time.time())
-        return CheckContext.from_settings(settings, now=now, environ={**BASE_ENV, **extra}, **facts)
+        return CheckContext(settings=settings, now=now, environ={**BASE_ENV, **extra}, **facts)
 
     def gathered(
         self, root: Path | None = None, *, env: dict[str, str] | None = None, **options: Any

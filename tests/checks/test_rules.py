@@ -24,8 +24,8 @@ def ids(
 ) -> list[str]:
     extra = env or {}
     settings = settings_from_env(root, extra)
-    context = CheckContext.from_settings(
-        settings, now=now or time.time(), environ=BASE_ENV | extra, **facts
+    context = CheckContext(
+        settings=settings, now=now or time.time(), environ=BASE_ENV | extra, **facts
     )
     return [m.id for m in default_registry().run(context)]
 
@@ -64,7 +64,7 @@ class TestHmac:
             "BARBACANA_DATABASE_URL": f"postgresql://app:{password}@db.internal/app",
         }
         settings = settings_from_env(references.development, env)
-        context = CheckContext.from_settings(settings, now=time.time(), environ=BASE_ENV | env)
+        context = CheckContext(settings=settings, now=time.time(), environ=BASE_ENV | env)
         messages = default_registry().run(context)
         assert {"BRB-E002", "BRB-W003", "BRB-W060"} <= {m.id for m in messages}
         text = rendered(messages)
@@ -199,7 +199,7 @@ class TestTime:
     def test_expired_ca_gets_its_own_hint(self, references: References) -> None:
         """The CA is not rotated in place: the hint says to build a new one."""
         settings = settings_from_env(references.development)
-        context = CheckContext.from_settings(settings, now=time.time() + 4000 * DAY)
+        context = CheckContext(settings=settings, now=time.time() + 4000 * DAY)
         expired = [m for m in default_registry().run(context) if m.id == "BRB-E014"]
         ca = [m for m in expired if m.target and m.target.endswith("ca.pem")]
         assert ca

@@ -14,7 +14,7 @@ __all__ = ["check_audit", "register"]
 
 def check_audit(context: CheckContext) -> Iterator[Message]:
     """The trail is off (E050), or actions proceed when it cannot be written (W051)."""
-    audit = context.audit
+    audit = context.settings.audit
     if not audit.enabled:
         yield AUDIT_OFF("audit.enabled is false", target="audit.enabled")
         return

@@ -8,24 +8,17 @@ is a pure function that a test can feed any configuration it likes.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
 
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
-from ..audit import AuditSettings
-from ..errors import BarbacanaError, ConfigurationError
-from ..ratelimit import RateLimitSettings
-from ..secrets import SecretsSettings
+from ..errors import BarbacanaError
 from ..settings import Settings
 from ._catalogue import SETTINGS_INVALID
 from ._messages import Message
 
 __all__ = ["CheckContext", "Probe", "SigningKeyRecord", "describe_error", "settings_error"]
-
-M = TypeVar("M", bound=BaseModel)
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,8 +61,8 @@ class Probe:
 class CheckContext:
     """Everything a check may look at.
 
-    Build it with :meth:`from_settings` (or :func:`~barbacana.checks.gather`,
-    which also reads the database and probes a URL).
+    Build it directly, or with :func:`~barbacana.checks.gather`, which also
+    reads the database and probes a URL.
 
     Attributes:
         settings: The effective settings.
@@ -78,9 +71,6 @@ class CheckContext:
         now: UNIX seconds, for ages and expiry.
         plain_http: The listeners serve plain HTTP (``barbacana up --plain-http``).
         url: The URL clients use, when one was given to check.
-        ratelimit: ``Settings.ratelimit``.
-        audit: ``Settings.audit``.
-        secrets: ``Settings.secrets``.
         signing_keys: The keys in the database (``None``: not read).
         unread: What could not be inspected, and why (``{"signing_keys": "..."}``).
         probe: What the service at ``url`` answered (``None``: not probed).
@@ -91,9 +81,6 @@ class CheckContext:
     environ: Mapping[str, str] = field(default_factory=dict)
     plain_http: bool = False
     url: str | None = None
-    ratelimit: RateLimitSettings = field(default_factory=RateLimitSettings)
-    audit: AuditSettings = field(default_factory=AuditSettings)
-    secrets: SecretsSettings = field(default_factory=SecretsSettings)
     signing_keys: tuple[SigningKeyRecord, ...] | None = None
     unread: Mapping[str, str] = field(default_factory=dict)
     probe: Probe | None = None
@@ -103,68 +90,14 @@ class CheckContext:
         """Whether the production profile is active."""
         return self.settings.profile == "production"
 
-    @classmethod
-    def from_settings(
-        cls,
-        settings: Settings,
-        *,
-        now: float,
-        environ: Mapping[str, str] | None = None,
-        **facts: Any,
-    ) -> CheckContext:
-        """A context whose ``ratelimit``, ``audit`` and ``secrets`` come from ``settings``.
 
-        A concern whose settings model is not (yet) a field of
-        :class:`~barbacana.settings.Settings` is read from the same
-        ``BARBACANA_<CONCERN>_<FIELD>`` variables of ``environ``, JSON for lists
-        and tables, exactly as ``Settings`` would read them.
-
-        Raises:
-            ConfigurationError: such a concern's variables are invalid.
-        """
-        env = dict(environ or {})
-        sections: dict[str, Any] = {
-            "ratelimit": _section(settings, "ratelimit", RateLimitSettings, env),
-            "audit": _section(settings, "audit", AuditSettings, env),
-            "secrets": _section(settings, "secrets", SecretsSettings, env),
-        }
-        sections.update(facts)
-        return cls(settings=settings, now=now, environ=env, **sections)
-
-
-def _section(settings: Settings, name: str, model: type[M], environ: Mapping[str, str]) -> M:
-    value = getattr(settings, name, None)
-    if isinstance(value, model):
-        return value
-    prefix = f"BARBACANA_{name.upper()}_"
-    data: dict[str, Any] = {}
-    for key, raw in environ.items():
-        field_name = key[len(prefix) :].lower() if key.upper().startswith(prefix) else ""
-        if field_name in model.model_fields:
-            data[field_name] = _decode(raw)
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigurationError(describe_error(exc, prefix=name)) from None
-
-
-def _decode(raw: str) -> Any:
-    # pydantic-settings reads lists, tables and models as JSON; scalars stay text.
-    if raw.lstrip().startswith(("[", "{")):
-        try:
-            return json.loads(raw)
-        except ValueError:
-            return raw
-    return raw
-
-
-def describe_error(exc: ValidationError | BarbacanaError, *, prefix: str = "") -> str:
+def describe_error(exc: ValidationError | BarbacanaError) -> str:
     """A one-line account of invalid settings, naming fields but never their values."""
     if isinstance(exc, BarbacanaError):
         return exc.detail
     parts = []
     for error in exc.errors(include_input=False, include_url=False):
-        location = ".".join(str(part) for part in (prefix, *error["loc"]) if part != "")
+        location = ".".join(str(part) for part in error["loc"])
         parts.append(f"{location or 'settings'}: {error['msg']}")
     return "; ".join(parts)
 

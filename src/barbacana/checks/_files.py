@@ -43,8 +43,8 @@ def private_files(context: CheckContext) -> list[Path]:
     if pki_dir.is_dir():
         found.extend(sorted(pki_dir.glob("*-key.pem")))
     candidates = [
-        context.audit.key_file(root),
-        context.audit.hmac_key_file(root),
+        context.settings.audit.key_file(root),
+        context.settings.audit.hmac_key_file(root),
         context.settings.client.secret_file,
     ]
     found.extend(p for p in candidates if p is not None and p.is_file() and p not in found)

@@ -196,8 +196,7 @@ async def gather(
         read_database: Read the signing keys (off: key age is not checked).
 
     Raises:
-        ConfigurationError: ``url`` or ``ca_file`` is unusable, or a concern's
-            variables are invalid.
+        ConfigurationError: ``url`` or ``ca_file`` is unusable.
     """
     env = dict(os.environ if environ is None else environ)
     unread: dict[str, str] = {}
@@ -213,8 +212,8 @@ async def gather(
             verify_context(settings, ca_file) if url.lower().startswith("https://") else True
         )
         found = await probe(url, verify=verify)
-    return CheckContext.from_settings(
-        settings,
+    return CheckContext(
+        settings=settings,
         now=clock(),
         environ=env,
         plain_http=plain_http,

@@ -23,7 +23,7 @@ __all__ = ["check_failure_mode", "check_login_limit", "register"]
 
 def check_login_limit(context: CheckContext) -> Iterator[Message]:
     """Limiter off (W040), policies refused (E042), or POST on the token route unlimited (W041)."""
-    settings = context.ratelimit
+    settings = context.settings.ratelimit
     if not settings.enabled:
         yield RATELIMIT_OFF("ratelimit.enabled is false", target="ratelimit.enabled")
         return
@@ -44,7 +44,7 @@ def check_login_limit(context: CheckContext) -> Iterator[Message]:
 
 def check_failure_mode(context: CheckContext) -> Iterator[Message]:
     """A shared store whose outage lifts the limits, in production (W043)."""
-    settings = context.ratelimit
+    settings = context.settings.ratelimit
     if not (context.production and settings.enabled and settings.store_url is not None):
         return
     policies = [*settings.policies, *([settings.global_policy] if settings.global_policy else [])]

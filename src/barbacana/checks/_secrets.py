@@ -63,7 +63,7 @@ def check_env_secrets(context: CheckContext) -> Iterator[Message]:
         value = context.environ.get(name)
         if value and _has_password(value):
             yield PLAIN_ENV_SECRET(f"{name} carries a password", target=name)
-    if context.secrets.kek_ref.startswith("env://"):
+    if context.settings.secrets.kek_ref.startswith("env://"):
         yield PLAIN_ENV_SECRET(
             "secrets.kek_ref reads the key-encryption key from the environment",
             target="secrets.kek_ref",
@@ -74,7 +74,7 @@ def check_kek_location(context: CheckContext) -> Iterator[Message]:
     """The key-encryption key lives in the data directory, in production (W061)."""
     if not context.production:
         return
-    secrets = context.secrets
+    secrets = context.settings.secrets
     try:
         ref = SecretRef.parse(secrets.kek_ref)
     except BarbacanaError:

@@ -142,12 +142,9 @@ def collect(
                 verify_context(settings, ca)
             except BarbacanaError as exc:
                 fail(exc.detail, 2)
-    try:
-        context = asyncio.run(
-            gather(settings, environ=environ, plain_http=plain_http, url=url, ca_file=ca)
-        )
-    except BarbacanaError as exc:
-        return Outcome(_environment_only(checks, exc, environ, system_clock()), None)
+    context = asyncio.run(
+        gather(settings, environ=environ, plain_http=plain_http, url=url, ca_file=ca)
+    )
     return Outcome(checks.run(context), settings.profile)
 
 
