@@ -171,3 +171,24 @@ async def test_redis_guard_keeps_counting_when_redis_is_down(
     assert not (await guard.check("alice", "203.0.113.7")).allowed
     assert len([r for r in caplog.records if "unavailable" in r.getMessage()]) == 1
     await guard.aclose()
+
+
+async def test_every_redis_key_of_the_guard_expires(clock: FakeClock, redis_url: str) -> None:
+    """Account, address and lock-index keys all carry an expiry."""
+    import uuid
+
+    import redis.asyncio as aioredis
+
+    prefix = f"brbtest{uuid.uuid4().hex[:12]}"
+    guard = RedisLoginGuard(redis_url, SETTINGS.model_copy(update={"key_prefix": prefix}))
+    for _ in range(SETTINGS.lock_after):
+        await guard.failure("alice", "203.0.113.7")
+    assert not (await guard.check("alice", "203.0.113.7")).allowed
+    await guard.aclose()
+    client = aioredis.Redis.from_url(redis_url)
+    keys = [k async for k in client.scan_iter(match=f"{prefix}:*")]
+    assert len(keys) == 3
+    for key in keys:
+        assert await client.pttl(key) > 0
+    await client.delete(*keys)
+    await client.aclose()

@@ -173,7 +173,12 @@ class RedisLoginGuard(LoginGuard):
             raw = await self._redis.eval(_FAILURE, 1, key, *args)
         failures, now, until = int(raw[0]), float(raw[1]), float(raw[2])
         if until > now and failures >= th.lock_after:
-            await self._redis.zadd(self._index, {subject: until})
+            # The index expires with its longest possible lock, so it too always expires.
+            longest = max(self.settings.lock_seconds, self.settings.address_lock_seconds)
+            pipe = self._redis.pipeline(transaction=False)
+            pipe.zadd(self._index, {subject: until})
+            pipe.pexpire(self._index, longest * 1000 + 1000)
+            await pipe.execute()
         return (failures, now, until), now
 
     async def failure(self, account: str, address: str) -> Verdict:
