@@ -8,12 +8,16 @@ background threads, or TLS servers from ``serve_config``.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
+import functools
 import json
+import ssl
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -29,13 +33,14 @@ from barbacana.services.auth.app import create_app as create_auth
 from barbacana.services.chat._models import CHAT_PROTOCOL
 from barbacana.services.chat.app import create_app as create_chat
 from barbacana.settings import ClientSettings, CorsSettings, KeySettings, TokenSettings
+from barbacana.transport import Pki, mtls_client, serve_config
 from barbacana.websocket import (
     TICKET_PROTOCOL_PREFIX,
     WebSocketSettings,
     WebSocketsProtocol,
     uvicorn_ws_options,
 )
-from tests.conftest import FakeKekSealer, ServerThread, make_settings
+from tests.conftest import FakeKekSealer, ServerThread, free_port, make_settings
 
 ISSUER = "https://issuer.test"
 APP = "https://app.example"
@@ -78,7 +83,7 @@ class ChatSystem:
     admin_password: str
     data_dir: Path
     audit: AuditLog
-    verify: str | bool = True
+    verify: Any = True
     ssl: Any = None
     passwords: dict[str, str] = field(default_factory=dict)
 
@@ -91,6 +96,11 @@ class ChatSystem:
         return f"{base}/ws/{room}" + (f"?{query}" if query else "")
 
     _client: httpx.Client | None = None
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
 
     def http(self) -> httpx.Client:
         """A shared client (building one costs a TLS context each time)."""
@@ -271,6 +281,32 @@ class ChatServer(ServerThread):
         super().__init__(app, ws=WebSocketsProtocol, **uvicorn_ws_options(ws))
 
 
+class ConfigThread:
+    """A prepared uvicorn config (TLS from ``serve_config``) served in a background thread."""
+
+    def __init__(self, config: uvicorn.Config) -> None:
+        self.config = config
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"https://127.0.0.1:{self.config.port}"
+
+    def __enter__(self) -> ConfigThread:
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("server did not start")
+            time.sleep(0.02)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=15)
+
+
 @contextlib.contextmanager
 def chat_system(
     tmp_path: Path,
@@ -280,8 +316,13 @@ def chat_system(
     redis_url: str | None = None,
     instances: int = 1,
     origins: tuple[str, ...] = (APP, OTHER),
+    pki: Pki | None = None,
 ) -> Iterator[ChatSystem]:
-    """auth and ``instances`` chat services over plain HTTP on loopback."""
+    """auth and ``instances`` chat services on loopback.
+
+    Plain HTTP by default; with ``pki``, both serve HTTPS and the chat service
+    calls the identity service over mTLS with its ``chat`` certificate.
+    """
     sealer = FakeKekSealer()
     common: dict[str, Any] = {
         "cors": CorsSettings(origins=list(origins)),
@@ -293,27 +334,53 @@ def chat_system(
         tmp_path,
         database_url,
         tokens=TokenSettings(issuer=ISSUER),
-        key=KeySettings(publish_delay=__import__("datetime").timedelta(seconds=1)),
+        key=KeySettings(publish_delay=timedelta(seconds=1)),
         **common,
     )
-    shown = asyncio.run(bootstrap(settings, sealer))
+    # In a thread of its own: callers may be coroutines with a running loop.
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        shown = pool.submit(asyncio.run, bootstrap(settings, sealer)).result()
     audit = AuditLog()
     auth_app = with_ticket_router(create_auth(settings, sealer=sealer), settings, ws)
-    with ServerThread(auth_app) as auth, contextlib.ExitStack() as stack:
+    with contextlib.ExitStack() as stack:
+        if pki is None:
+            auth_url = stack.enter_context(ServerThread(auth_app)).url
+            factory: Any = httpx.AsyncClient
+        else:
+            auth_config = serve_config(
+                auth_app, credentials=pki.credentials("auth"), port=free_port(), log_level="warning"
+            )
+            auth_url = stack.enter_context(ConfigThread(auth_config)).url
+            factory = functools.partial(mtls_client, pki, "chat")
         chat_settings = make_settings(
             tmp_path,
             database_url,
-            tokens=TokenSettings(issuer=ISSUER, identity_url=auth.url),
+            tokens=TokenSettings(issuer=ISSUER, identity_url=auth_url),
             client=ClientSettings(id="chat", secret_file=DataDir(tmp_path).client_secret("chat")),
             **common,
         )
         urls = []
         for _ in range(instances):
-            server = stack.enter_context(
-                ChatServer(create_chat(chat_settings, ws, audit=audit), ws)
-            )
-            urls.append(server.url)
-        yield ChatSystem(auth.url, urls, shown["admin_password"], tmp_path, audit)
+            app = create_chat(chat_settings, ws, audit=audit, client_factory=factory)
+            if pki is None:
+                urls.append(stack.enter_context(ChatServer(app, ws)).url)
+            else:
+                config = serve_config(
+                    app,
+                    credentials=pki.credentials("chat"),
+                    port=free_port(),
+                    log_level="warning",
+                    **uvicorn_ws_options(ws),
+                )
+                urls.append(stack.enter_context(ConfigThread(config)).url)
+        system = ChatSystem(auth_url, urls, shown["admin_password"], tmp_path, audit)
+        if pki is not None:
+            system.verify = system.ssl = ssl.create_default_context(cafile=str(pki.ca_file))
+        try:
+            yield system
+        finally:
+            # An idle TLS keep-alive would hold the server's shutdown until it times out.
+            system.close()
 
 
 def wait_for(predicate: Any, timeout: float = 5.0) -> None:
