@@ -20,7 +20,9 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .errors import ConfigurationError
+from .audit._settings import AuditSettings
 from .outbound._settings import OutboundSettings
+from .ratelimit._settings import RateLimitSettings
 from .secrets._settings import SecretsSettings
 from .transport._settings import TransportSettings
 
@@ -247,6 +249,8 @@ class Settings(BaseSettings):
     transport: TransportSettings = TransportSettings()
     outbound: OutboundSettings = OutboundSettings()
     secrets: SecretsSettings = SecretsSettings()
+    ratelimit: RateLimitSettings = RateLimitSettings()
+    audit: AuditSettings = AuditSettings()
 
     @field_validator("data_dir")
     @classmethod

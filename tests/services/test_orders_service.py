@@ -91,4 +91,7 @@ def test_bad_path_id(system: System) -> None:
 def test_ready(system: System) -> None:
     """/ready reports the database and the identity keys."""
     body = httpx.get(f"{system.orders}/ready").json()
-    assert body == {"status": "ready", "checks": {"database": "ok", "identity_keys": "ok"}}
+    assert body == {
+        "status": "ready",
+        "checks": {"database": "ok", "identity_keys": "ok", "ratelimit": "ok"},
+    }

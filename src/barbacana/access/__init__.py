@@ -1,6 +1,6 @@
 """Access control: principals, scopes, roles, ownership."""
 
-from ._principal import Principal, ensure_owner, principal_from_claims
+from ._principal import Principal, actor_of, ensure_owner, principal_from_claims
 from ._remote import RemoteIdentity
 from ._require import (
     API_KEY_HEADER,
@@ -30,6 +30,7 @@ __all__ = [
     "Require",
     "RequireRole",
     "ResourceNotFoundError",
+    "actor_of",
     "api_key_scheme",
     "bearer_scheme",
     "ensure_owner",

@@ -8,7 +8,7 @@ from typing import Literal
 from ..tokens import AccessClaims
 from .errors import ResourceNotFoundError
 
-__all__ = ["Principal", "ensure_owner", "principal_from_claims"]
+__all__ = ["Principal", "actor_of", "ensure_owner", "principal_from_claims"]
 
 PrincipalKind = Literal["user", "client", "api_key"]
 
@@ -70,3 +70,15 @@ def principal_from_claims(claims: AccessClaims) -> Principal:
         expires_at=claims.exp,
         username=username if isinstance(username, str) else None,
     )
+
+
+_ACTOR_TYPES = {"user": "user", "client": "service", "api_key": "apikey"}
+
+
+def actor_of(principal: Principal | None) -> dict[str, str | None]:
+    """The audit actor for a principal (``anonymous`` for ``None``)."""
+    if principal is None:
+        return {"type": "anonymous"}
+    if principal.kind == "api_key":
+        return {"type": "apikey", "id": principal.credential_id, "name": principal.username}
+    return {"type": _ACTOR_TYPES[principal.kind], "id": principal.subject, "name": principal.username}

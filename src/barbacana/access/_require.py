@@ -110,12 +110,15 @@ def _authenticator(request: Request) -> Authenticator:
     return authenticator
 
 
-class Require:
+class Require(OAuth2PasswordBearer):
     """Dependency: an authenticated principal holding the scopes of ``Security(...)``.
 
     Use as ``Security(require, scopes=["orders:read"])``. FastAPI gathers the
     scopes of every ``Security`` on the path into ``SecurityScopes``, and the
-    OpenAPI document lists them per operation.
+    OpenAPI document lists them per operation. ``Require`` *is* the OAuth2
+    security scheme (so Swagger UI's Authorize works) without running a
+    separate scheme dependency per request; ``secure()`` adds the API-key
+    scheme to the document.
 
     Raises:
         NotAuthenticatedError: No credentials (401, ``WWW-Authenticate: Bearer``).
@@ -123,12 +126,11 @@ class Require:
         InsufficientScopeError: A scope is missing (403, ``error="insufficient_scope"``).
     """
 
-    async def __call__(
-        self,
-        request: Request,
-        security_scopes: SecurityScopes,
-        _token: str | None = Depends(bearer_scheme),
-        _api_key: str | None = Depends(api_key_scheme),
+    def __init__(self) -> None:
+        super().__init__(tokenUrl="/token", auto_error=False, scheme_name="OAuth2")
+
+    async def __call__(  # type: ignore[override]
+        self, request: Request, security_scopes: SecurityScopes
     ) -> Principal:
         principal = await _authenticator(request).authenticate(request.scope)
         if principal is None:
@@ -147,6 +149,9 @@ class Require:
         return InsufficientScopeError(scopes)
 
 
+require = Require()
+
+
 class RequireRole:
     """Dependency: the principal holds one of ``roles`` (and is authenticated).
 
@@ -157,13 +162,10 @@ class RequireRole:
     def __init__(self, *roles: str) -> None:
         self.roles = list(roles)
 
-    async def __call__(self, principal: Principal = Depends(Require())) -> Principal:
+    async def __call__(self, principal: Principal = Depends(require)) -> Principal:
         if not principal.has_role(*self.roles):
             raise MissingRoleError(self.roles)
         return principal
-
-
-require = Require()
 
 
 def require_role(*roles: str) -> Any:

@@ -16,7 +16,7 @@ from typing import Any, Protocol
 import structlog
 
 from .._clock import Clock, system_clock
-from ..access import Principal, principal_from_claims
+from ..access import Principal, actor_of, principal_from_claims
 from ..errors import BarbacanaError, SecretsError, TokenError
 from ..settings import Settings
 from ..storage import Database
@@ -37,6 +37,7 @@ from ._users import User, UserStore
 from .errors import (
     ApiKeyInvalidError,
     InvalidGrantError,
+    LoginLockedError,
     InvalidScopeError,
     RotationTooEarlyError,
 )
@@ -156,6 +157,15 @@ class Identity:
     # -- lifecycle -------------------------------------------------------
 
     @property
+    def audit(self) -> AuditRecorder:
+        """Where security events go (the service opens its trail in its lifespan)."""
+        return self._audit
+
+    @audit.setter
+    def audit(self, recorder: AuditRecorder) -> None:
+        self._audit = recorder
+
+    @property
     def retire_after(self) -> float:
         """How long a retiring key keeps verifying: the longest token lifetime plus leeway."""
         tokens = self.settings.tokens
@@ -257,7 +267,7 @@ class Identity:
         publish_delay = self.settings.key.publish_delay.total_seconds()
         if due and (not waiting or min(k.created_at for k in waiting) + publish_delay <= now):
             try:
-                await self.rotate_keys({"type": "system", "reason": "schedule"})
+                await self.rotate_keys({"type": "system", "name": "schedule"})
             except RotationTooEarlyError:
                 pass  # another instance published a next key a moment ago
             else:
@@ -336,9 +346,21 @@ class Identity:
             RateLimitError: Too many failures for the account or address.
         """
         account = username.strip().lower()[:64]
-        actor = {"type": "user", "username": account, "address": address}
+        actor = {"type": "anonymous", "name": account, "address": address}
         if self.guard is not None:
-            await self.guard.check(account, address)
+            verdict = await self.guard.check(account, address)
+            if not verdict.allowed:
+                # Locked: the same answer whether the account exists or not.
+                await self._audit(
+                    "auth.login.failed", actor=actor, outcome="denied", reason="locked"
+                )
+                raise LoginLockedError(
+                    "too many failed logins; try again later",
+                    retry_after=int(verdict.retry_after or 1),
+                )
+            if verdict.delay > 0:
+                # Growing delay after repeated failures (OWASP ASVS 2.2.1).
+                await asyncio.sleep(verdict.delay)
         found = await self.users.find(account) if 0 < len(password) <= 1024 else None
         ok, new_hash = await self.passwords.verify(password[:1024], found[1] if found else None)
         user = found[0] if found else None
@@ -357,7 +379,7 @@ class Identity:
         response = self._issue(user, granted, client_id, family.id, refresh_token)
         await self._audit(
             "auth.login.succeeded",
-            actor={"type": "user", "id": user.id, "username": user.username, "address": address},
+            actor={"type": "user", "id": user.id, "name": user.username, "address": address},
             outcome="success",
             details={"client_id": client_id, "scope": " ".join(granted)},
         )
@@ -470,7 +492,12 @@ class Identity:
                 if family_id is not None:
                     await self.refresh.revoke_family(family_id, "revoked")
                     self.revocation_state.revoke_sid(family_id, None)
-                    await self._audit("auth.token.revoked", actor={"type": "client"}, outcome="success", details={"kind": "refresh_token"})
+                    await self._audit(
+                        "auth.token.revoked",
+                        actor={"type": "anonymous"},
+                        outcome="success",
+                        details={"kind": "refresh_token"},
+                    )
                     return
             else:
                 try:
@@ -478,7 +505,12 @@ class Identity:
                 except TokenError:
                     continue
                 await self._revoke_access(claims)
-                await self._audit("auth.token.revoked", actor={"type": "user", "id": claims.sub}, outcome="success", details={"kind": "access_token"})
+                await self._audit(
+                    "auth.token.revoked",
+                    actor=actor_of(principal_from_claims(claims)),
+                    outcome="success",
+                    details={"kind": "access_token"},
+                )
                 return
 
     async def _revoke_access(self, claims: AccessClaims) -> None:
@@ -495,11 +527,7 @@ class Identity:
         if principal.session_id:
             await self.refresh.revoke_family(principal.session_id, "logout")
             self.revocation_state.revoke_sid(principal.session_id, None)
-        await self._audit(
-            "auth.logout",
-            actor={"type": principal.kind, "id": principal.subject},
-            outcome="success",
-        )
+        await self._audit("auth.logout", actor=actor_of(principal), outcome="success")
 
     async def introspect(self, token: str) -> dict[str, Any]:
         """RFC 7662 §2.2: the claims of an active token, else only ``active: false``."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from ..errors import IdentityError
+from ..errors import IdentityError, RateLimitError
 
 __all__ = [
     "ApiKeyInvalidError",
@@ -13,6 +13,7 @@ __all__ = [
     "InvalidGrantError",
     "InvalidRequestError",
     "InvalidScopeError",
+    "LoginLockedError",
     "OAuthError",
     "RotationTooEarlyError",
     "UnsupportedGrantTypeError",
@@ -80,6 +81,19 @@ class RotationTooEarlyError(IdentityError):
     code = "rotation_too_early"
     status = 409
     title = "Conflict"
+
+
+class LoginLockedError(RateLimitError):
+    """Too many failed logins for this account or address (429 with ``Retry-After``)."""
+
+    code = "login_locked"
+    status = 429
+    title = "Too many failed logins"
+
+    def __init__(self, detail: str, *, retry_after: int) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after
+        self.headers = {"Retry-After": str(retry_after)}
 
 
 class UserExistsError(IdentityError):

@@ -79,7 +79,19 @@ def install_openapi(
         components.setdefault("schemas", {})["Problem"] = _PROBLEM_SCHEMA
         components["schemas"].pop("HTTPValidationError", None)
         components["schemas"].pop("ValidationError", None)
-        for scheme in components.get("securitySchemes", {}).values():
+        schemes = components.setdefault("securitySchemes", {})
+        if "OAuth2" in schemes:
+            # Programs may send an API key wherever a bearer token is accepted.
+            schemes.setdefault("APIKey", {"type": "apiKey", "in": "header", "name": "X-API-Key"})
+            for path_item in schema.get("paths", {}).values():
+                for operation in path_item.values():
+                    if not isinstance(operation, dict):
+                        continue
+                    security = operation.get("security") or []
+                    for requirement in list(security):
+                        if "OAuth2" in requirement and {"APIKey": []} not in security:
+                            security.append({"APIKey": []})
+        for scheme in schemes.values():
             flows = scheme.get("flows", {})
             if "password" in flows:
                 flows["password"]["tokenUrl"] = token_url

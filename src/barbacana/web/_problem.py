@@ -99,12 +99,14 @@ async def _barbacana_error(request: Request, exc: Exception) -> Response:
     www = challenge(exc)
     if www is not None and exc.status in (401, 403):
         headers.setdefault("WWW-Authenticate", www)
+    own_type = getattr(exc, "type", None)
     body = problem_body(
         exc.status,
         code=exc.code,
         title=exc.title,
         detail=exc.detail,
         instance=request.url.path,
+        type_=own_type if isinstance(own_type, str) else None,
         extra=exc.extra,
     )
     return ProblemResponse(body, status_code=exc.status, headers=headers)

@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse
 from fastapi.security import HTTPBasic, HTTPBasicCredentials
 
 from ... import _context
-from ...access import Authenticator, Principal, require
+from ...access import Authenticator, Principal, actor_of, require
 from ...identity import Identity, KeySealer, ServiceClient
 from ...identity.errors import (
     InvalidClientError,
@@ -24,7 +24,9 @@ from ...identity.errors import (
 from ...settings import Settings
 from ...storage import Database
 from ...transport import PeerCertificateRequiredError, PeerNotAllowedError, peer_identity
+from ...ratelimit import login_guard_from_url
 from ...web import secure
+from .._protection import Protection
 from ._models import (
     ApiKeyCreate,
     ApiKeyCreated,
@@ -212,9 +214,9 @@ def _users_router() -> APIRouter:
         identity = _identity(request)
         _check_roles(identity, body.roles)
         user = await identity.users.create(body.username, body.password, body.roles)
-        await identity._audit(
+        await identity.audit(
             "user.created",
-            actor={"type": principal.kind, "id": principal.subject},
+            actor=actor_of(principal),
             outcome="success",
             resource=f"user:{user.id}",
             details={"username": user.username, "roles": list(user.roles)},
@@ -239,9 +241,9 @@ def _users_router() -> APIRouter:
         identity = _identity(request)
         user = await identity.users.set_disabled(user_id, True)
         identity.revocation_state.revoke_subject(user.id, user.tokens_valid_after)
-        await identity._audit(
+        await identity.audit(
             "user.disabled",
-            actor={"type": principal.kind, "id": principal.subject},
+            actor=actor_of(principal),
             outcome="success",
             resource=f"user:{user.id}",
         )
@@ -258,9 +260,9 @@ def _users_router() -> APIRouter:
         _check_roles(identity, body.roles)
         user = await identity.users.set_roles(user_id, body.roles)
         identity.revocation_state.revoke_subject(user.id, user.tokens_valid_after)
-        await identity._audit(
+        await identity.audit(
             "user.roles.changed",
-            actor={"type": principal.kind, "id": principal.subject},
+            actor=actor_of(principal),
             outcome="success",
             resource=f"user:{user.id}",
             details={"roles": list(user.roles)},
@@ -292,9 +294,9 @@ def _admin_router() -> APIRouter:
             raise InvalidRequestError(f"unknown scope(s): {' '.join(unknown)}", field="scopes")
         owner = await identity.users.get(body.owner_id or principal.subject)
         record, key = await identity.api_keys.create(body.name, owner.id, body.scopes, ttl=body.ttl)
-        await identity._audit(
+        await identity.audit(
             "apikey.created",
-            actor={"type": principal.kind, "id": principal.subject},
+            actor=actor_of(principal),
             outcome="success",
             resource=f"apikey:{record.id}",
             details={"owner": owner.id, "scopes": list(record.scopes)},
@@ -320,9 +322,9 @@ def _admin_router() -> APIRouter:
             from ...access import ResourceNotFoundError
 
             raise ResourceNotFoundError("no such active API key")
-        await identity._audit(
+        await identity.audit(
             "apikey.revoked",
-            actor={"type": principal.kind, "id": principal.subject},
+            actor=actor_of(principal),
             outcome="success",
             resource=f"apikey:{key_id}",
         )
@@ -338,7 +340,7 @@ def _admin_router() -> APIRouter:
     async def rotate(
         request: Request, principal: Principal = Security(require, scopes=["keys:admin"])
     ) -> list[dict[str, object]]:
-        return await _identity(request).rotate_keys({"type": principal.kind, "id": principal.subject})
+        return await _identity(request).rotate_keys(actor_of(principal))
 
     return router
 
@@ -417,16 +419,24 @@ def create_app(
         reseal: Resolves the KEK again after it rotates.
     """
     database = db or Database(settings.database_url, pool_size=settings.database.pool_size)
-    identity = Identity(settings, database, sealer, reseal=reseal)
+    redis_url = settings.redis.url.get_secret_value() if settings.redis.url else None
+    guard = login_guard_from_url(
+        settings.ratelimit.store_url_or(redis_url), settings.ratelimit.login
+    )
+    identity = Identity(settings, database, sealer, reseal=reseal, guard=guard)
+    authenticator = Authenticator(identity.verify_access, identity.verify_api_key)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await identity.migrate()
+        await protection.open(database, settings.data_dir)
+        identity.audit = protection.record
         await identity.start()
         try:
             yield
         finally:
             await identity.stop()
+            await protection.close()
             await database.dispose()
 
     app = FastAPI(
@@ -437,7 +447,9 @@ def create_app(
         redoc_url=None,
     )
     app.state.identity = identity
-    app.state.barbacana_authenticator = Authenticator(identity.verify_access, identity.verify_api_key)
+    app.state.barbacana_authenticator = authenticator
+    protection = Protection(app, settings, authenticator, service="auth")
+    app.state.protection = protection
     app.include_router(_token_router())
     app.include_router(_users_router())
     app.include_router(_admin_router())
@@ -446,4 +458,8 @@ def create_app(
     async def keys_loaded() -> None:
         identity.ring.signing_key()
 
-    return secure(app, settings, readiness={"database": database.check, "keys": keys_loaded})
+    return secure(
+        app,
+        settings,
+        readiness={"database": database.check, "keys": keys_loaded, "ratelimit": protection.ready},
+    )

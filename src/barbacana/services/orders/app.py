@@ -24,6 +24,7 @@ from ...access import (
     Principal,
     RemoteIdentity,
     ResourceNotFoundError,
+    actor_of,
     ensure_owner,
     require,
     require_role,
@@ -33,6 +34,7 @@ from ...storage import Database
 from ...web import StrictModel, secure
 from ...errors import OutboundError
 from ...outbound import OutboundPolicy, Resolver, SafeClient
+from .._protection import Protection
 from ._tables import attachments, orders
 
 __all__ = ["OrderIn", "OrderOut", "create_app"]
@@ -121,12 +123,14 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await database.migrate(MIGRATIONS, "alembic_version_orders")
+        await protection.open(database, settings.data_dir)
         await remote.start()
         try:
             yield
         finally:
             await remote.stop()
             await fetcher.aclose()
+            await protection.close()
             await database.dispose()
 
     app = FastAPI(
@@ -137,6 +141,7 @@ def create_app(
         redoc_url=None,
     )
     app.state.barbacana_authenticator = remote.authenticator
+    protection = Protection(app, settings, remote.authenticator, service="orders")
     app.state.remote_identity = remote
     app.state.db = database
 
@@ -165,6 +170,13 @@ def create_app(
         async with database.begin() as conn:
             result = await conn.execute(insert(orders).values(**values).returning(orders.c.id))
             order_id = int(result.scalar_one())
+        await protection.record(
+            "order.created",
+            actor=actor_of(principal),
+            outcome="success",
+            resource=f"order:{order_id}",
+            details={"item": body.item, "quantity": body.quantity},
+        )
         response.headers["Location"] = f"/orders/{order_id}"
         return OrderOut(id=order_id, **values)  # type: ignore[arg-type]
 
@@ -200,7 +212,18 @@ def create_app(
         ensure_owner(principal, row.owner_id, override_scope="orders:admin")
         # Refused URLs raise an OutboundError: a 4xx problem+json at once, nothing stored.
         # The caller's own headers are never passed on.
-        result = await fetcher.fetch(body.url, max_bytes=MAX_ATTACHMENT_BYTES)
+        try:
+            result = await fetcher.fetch(body.url, max_bytes=MAX_ATTACHMENT_BYTES)
+        except OutboundError as exc:
+            await protection.record(
+                "attachment.refused",
+                actor=actor_of(principal),
+                outcome="denied",
+                resource=f"order:{order_id}",
+                reason=exc.code,
+                details={"url": body.url[:512]},
+            )
+            raise
         if not 200 <= result.status < 300:
             raise AttachmentFetchError(f"the remote server answered {result.status}")
         values = {
@@ -237,7 +260,11 @@ def create_app(
     return secure(
         app,
         settings,
-        readiness={"database": database.check, "identity_keys": remote.ready},
+        readiness={
+            "database": database.check,
+            "identity_keys": remote.ready,
+            "ratelimit": protection.ready,
+        },
         token_url=settings.tokens.endpoint("token"),
     )
 

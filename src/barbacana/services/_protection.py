@@ -1,0 +1,129 @@
+"""Rate limits and the audit trail around a reference service.
+
+Both need things that exist only once the service runs (the database, the
+trail's key), while middleware is declared when the app is built; this module
+declares the middleware at build time and binds the trail in the lifespan.
+Order, outermost first: ``secure()``'s layer (request id, headers), CORS,
+audit (so it sees every 401, 403 and 429), rate limits, the app.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from ..access import Authenticator, Principal, actor_of
+from ..audit import Actor, AuditMiddleware, AuditTrail
+from ..errors import BarbacanaError
+from ..ratelimit import Identity as RateIdentity
+from ..ratelimit import RateLimitMiddleware
+from ..settings import Settings
+from ..storage import Database
+
+__all__ = ["Protection"]
+
+#: Paths not worth an audit event each (probes).
+_QUIET_PATHS = ("/health", "/ready")
+
+
+class _LateAudit:
+    """Audit middleware whose trail is opened in the lifespan."""
+
+    def __init__(self, app: ASGIApp, protection: Protection) -> None:
+        self.app = app
+        self.protection = protection
+        self._inner: AuditMiddleware | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        trail = self.protection.trail
+        if trail is None or scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if self._inner is None or self._inner.trail is not trail:
+            self._inner = AuditMiddleware(
+                self.app, trail, identify=self.protection.audit_identity, exclude_paths=_QUIET_PATHS
+            )
+        await self._inner(scope, receive, send)
+
+
+class Protection:
+    """Installs rate limiting and audit middleware; opens and closes the trail.
+
+    Args:
+        app: The service app (before ``secure()``).
+        settings: Service settings (``ratelimit``, ``audit``, ``redis``).
+        authenticator: Names the principal of a request (rate-limit tier, audit actor).
+        service: The service name stamped on audit events.
+    """
+
+    def __init__(
+        self, app: Any, settings: Settings, authenticator: Authenticator, *, service: str
+    ) -> None:
+        self.settings = settings
+        self.authenticator = authenticator
+        self.service = service
+        self.trail: AuditTrail | None = None
+        redis_url = settings.redis.url.get_secret_value() if settings.redis.url else None
+        self.store = settings.ratelimit.build_store(redis_url) if settings.ratelimit.enabled else None
+        if self.store is not None:
+            app.add_middleware(
+                RateLimitMiddleware,
+                policies=settings.ratelimit,
+                store=self.store,
+                identify=self.rate_identity,
+                trusted_proxies=settings.web.trusted_proxies,
+            )
+        app.add_middleware(_LateAudit, protection=self)
+
+    async def rate_identity(self, scope: Scope) -> RateIdentity | None:
+        """Authenticated callers count per subject, at their role's tier."""
+        principal = await self.authenticator.identify(scope)
+        if principal is None:
+            return None
+        tier = "admin" if "admin" in principal.roles else "user"
+        key = f"key:{principal.credential_id}" if principal.kind == "api_key" else f"sub:{principal.subject}"
+        return RateIdentity(key, tier)
+
+    async def audit_identity(self, scope: Scope) -> Actor | None:
+        principal: Principal | None = await self.authenticator.identify(scope)
+        return Actor.coerce(actor_of(principal)) if principal is not None else None
+
+    async def open(self, db: Database, data_dir: Path) -> None:
+        """Open the audit trail in the service's database (keys under ``data_dir``)."""
+        self.trail = await AuditTrail.open(db, data_dir, self.settings.audit, service=self.service)
+
+    async def record(
+        self,
+        action: str,
+        *,
+        actor: Any,
+        outcome: str,
+        resource: str | None = None,
+        reason: str | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> None:
+        """Record a security event durably (a no-op before the trail is open)."""
+        if self.trail is not None:
+            await self.trail.record(
+                action, actor=actor, outcome=outcome, resource=resource, reason=reason, details=details
+            )
+
+    async def ready(self) -> None:
+        """For ``/ready``: raise when the limiter's store is down and it fails closed."""
+        if self.store is not None and not self.store.health().available:
+            if self.settings.ratelimit.failure_mode == "closed":
+                from ..ratelimit import LimiterUnavailable
+
+                raise LimiterUnavailable("the rate-limit store is unavailable")
+
+    async def close(self) -> None:
+        """Flush the trail and close the limiter's store."""
+        if self.trail is not None:
+            try:
+                await self.trail.close()
+            except BarbacanaError:
+                pass
+        if self.store is not None:
+            await self.store.aclose()
