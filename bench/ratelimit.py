@@ -5,8 +5,8 @@
 Four tables, one run (bounded: about a minute on two shared cores):
 
 1. In process, per algorithm: Barbacana's MemoryStore vs `limits`' MemoryStorage
-   (async and sync APIs), with the rate over the first and the last tenth of the
-   hits, to show whether a decision gets slower as hits pile up on one key.
+   (async and sync APIs); then the rate on a key that already took many hits
+   against a fresh key, to show whether a decision gets slower as hits pile up.
 2. Redis, sequential (one decision at a time, asyncio): the floor (one raw
    EVALSHA of the same script through redis-py), Barbacana, `limits` async
    (redis-py implementation) and `limits` sync.
@@ -115,14 +115,10 @@ def fmt(rate: float) -> str:
 
 async def in_process(n: int, rounds: int = 5) -> list[str]:
     rows = [
-        f"Best of {rounds} interleaved rounds of {n // rounds:,} hits on one key; "
-        "'round 1 → {rounds}' shows the rate as hits pile up on that key.".replace(
-            "{rounds}", str(rounds)
-        ),
+        f"Best of {rounds} interleaved rounds of {n // rounds:,} hits on one key.",
         "",
-        "| algorithm | Barbacana | round 1 → last | limits async | round 1 → last "
-        "| limits sync | Barbacana / best limits |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| algorithm | Barbacana | limits async | limits sync | Barbacana / best limits |",
+        "|---|---:|---:|---:|---:|",
     ]
     item = limits.parse(f"{BIG}/hour")
     for name, algorithm in ALGORITHMS.items():
@@ -150,9 +146,56 @@ async def in_process(n: int, rounds: int = 5) -> list[str]:
         best = max(max(theirs), max(theirs_sync))
         label = name if name in LIMITS_SAME else f"{name} (vs fixed)"
         rows.append(
-            f"| {label} | {fmt(max(ours))} | {fmt(ours[0])} → {fmt(ours[-1])} "
-            f"| {fmt(max(theirs))} | {fmt(theirs[0])} → {fmt(theirs[-1])} "
-            f"| {fmt(max(theirs_sync))} | {max(ours) / best:.2f}x |"
+            f"| {label} | {fmt(max(ours))} | {fmt(max(theirs))} | {fmt(max(theirs_sync))} "
+            f"| {max(ours) / best:.2f}x |"
+        )
+    return rows
+
+
+async def flatness(preload: int, n: int, rounds: int = 5) -> list[str]:
+    """Cost of a hit on a key that already took ``preload`` hits, vs on a fresh key."""
+    rows = [
+        f"Best of {rounds} interleaved rounds of {n // rounds:,} hits: on a key that already "
+        f"took {preload:,} hits, and on a fresh key each round.",
+        "",
+        "| algorithm | Barbacana old key | fresh key | old / fresh "
+        "| limits async old key | fresh key | old / fresh |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    item = limits.parse(f"{BIG}/hour")
+    for name, algorithm in ALGORITHMS.items():
+        store = MemoryStore()
+        meter = (Meter("m", "s", Limit(BIG, HOUR)),)
+        aio = LIMITS_ASYNC[name](limits.aio.storage.MemoryStorage())
+        fresh = [0]
+
+        async def ours(
+            key: str, s: MemoryStore = store, m: tuple = meter, a: type = algorithm
+        ) -> object:
+            return await s.hit(key, m, algorithm=a)
+
+        async def theirs(key: str, lim: object = aio) -> object:
+            return await lim.hit(item, key)  # type: ignore[attr-defined]
+
+        for _ in range(preload):
+            await ours("old")
+            await theirs("old")
+        best = {"ours-old": 0.0, "ours-new": 0.0, "theirs-old": 0.0, "theirs-new": 0.0}
+        for _ in range(rounds):
+            fresh[0] += 1
+            key = f"fresh{fresh[0]}"
+            for label, op in (
+                ("ours-old", lambda: ours("old")),
+                ("ours-new", lambda k=key: ours(k)),
+                ("theirs-old", lambda: theirs("old")),
+                ("theirs-new", lambda k=key: theirs(k)),
+            ):
+                best[label] = max(best[label], (await timed_async(op, n // rounds, 4)).rate)
+        label = name if name in LIMITS_SAME else f"{name} (vs fixed)"
+        rows.append(
+            f"| {label} | {fmt(best['ours-old'])} | {fmt(best['ours-new'])} "
+            f"| {best['ours-old'] / best['ours-new']:.2f} | {fmt(best['theirs-old'])} "
+            f"| {fmt(best['theirs-new'])} | {best['theirs-old'] / best['theirs-new']:.2f} |"
         )
     return rows
 
@@ -244,7 +287,7 @@ async def on_redis(url: str, n: int, n_concurrent: int, tasks: int) -> tuple[lis
                 "sync": theirs_sync_op,
             }
             await best_of(ops, 50 * len(ops), 1)  # warm up connections and scripts
-            rate, cpu = await best_of(ops, n, 10)
+            rate, cpu = await best_of(ops, n, 20)
             label = name if name in LIMITS_SAME else f"{name} (vs fixed)"
             sequential.append(
                 f"| {label} | {fmt(rate['floor'])} | {fmt(rate['client'])} | {fmt(rate['ours'])} "
@@ -287,6 +330,8 @@ async def main() -> None:
     start = time.perf_counter()
     print("## In process (decisions per second, one key)\n")
     print("\n".join(await in_process(int(50_000 * scale))))
+    print("\n## In process, as hits pile up on one key\n")
+    print("\n".join(await flatness(int(50_000 * scale), int(10_000 * scale))))
     sequential, parallel = await on_redis(
         args.redis, int(2000 * scale), int(3000 * scale), tasks=50
     )
