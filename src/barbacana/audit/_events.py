@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
 from typing import Any, Literal, cast, get_args
@@ -97,14 +97,20 @@ def format_timestamp(micros: int) -> str:
     return (_EPOCH + timedelta(microseconds=micros)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+_TIMESTAMP = re.compile(r"(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})\.(\d{6})Z")
+
+
 def parse_timestamp(value: str) -> int:
     """Microseconds since the epoch of a timestamp written by :func:`format_timestamp`.
 
     Raises:
         ValueError: ``value`` is not in that exact format.
     """
-    moment = datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
-    delta = moment - _EPOCH
+    match = _TIMESTAMP.fullmatch(value) if isinstance(value, str) else None
+    if match is None:
+        raise ValueError(f"not an audit timestamp: {value!r}")
+    year, month, day, hour, minute, second, micro = map(int, match.groups())
+    delta = datetime(year, month, day, hour, minute, second, micro, tzinfo=UTC) - _EPOCH
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
@@ -245,6 +251,20 @@ class AuditEvent:
         if not isinstance(self.details, Mapping):
             raise AuditEventError("details must be a mapping")
 
+    def evolve(self, **changes: Any) -> AuditEvent:
+        """A copy with some fields changed (what processors return).
+
+        Unlike :func:`dataclasses.replace` it does not re-validate the unchanged
+        fields, which keeps the processor chain cheap; changed fields are
+        checked as in the constructor.
+        """
+        new = object.__new__(AuditEvent)
+        for name in _EVENT_FIELDS:
+            object.__setattr__(new, name, changes[name] if name in changes else getattr(self, name))
+        if changes.keys() & _VALIDATED:
+            new.__post_init__()
+        return new
+
     @property
     def micros(self) -> int:
         """The timestamp as microseconds since the epoch.
@@ -323,3 +343,7 @@ class AuditEvent:
         if not isinstance(data, dict):
             raise AuditEventError("not an audit event: not a JSON object")
         return cls.from_dict(data, leaf_hash=leaf_hash)
+
+
+_EVENT_FIELDS = tuple(f.name for f in fields(AuditEvent))
+_VALIDATED = frozenset({"action", "outcome", "actor", "details"})

@@ -13,7 +13,6 @@ the request id and client address are those of the request being audited.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -51,9 +50,8 @@ class Stamp:
         if actor.address is None:
             address = _context.client_address.get()
             if address is not None:
-                actor = dataclasses.replace(actor, address=address)
-        return dataclasses.replace(
-            event,
+                actor = Actor(actor.type, actor.id, actor.name, address)
+        return event.evolve(
             timestamp=event.timestamp or format_timestamp(round(self._clock() * 1_000_000)),
             service=event.service or self._service,
             request_id=event.request_id or _context.request_id.get(),
@@ -111,8 +109,7 @@ class Redact:
             clean(actor.name, _LIMITS["id"]),
             clean(actor.address, _LIMITS["id"]),
         )
-        return dataclasses.replace(
-            event,
+        return event.evolve(
             actor=actor,
             resource=clean(event.resource, _LIMITS["resource"]),
             reason=clean(event.reason, _LIMITS["reason"]),

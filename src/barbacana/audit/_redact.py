@@ -124,6 +124,30 @@ _TEXT_PATTERNS: tuple[tuple[str, str], ...] = (
 )
 
 
+_SCHEME_WORDS = ("bearer", "basic", "digest", "negotiate", "dpop")
+_PARAM_WORDS = (
+    "pass",
+    "secret",
+    "token",
+    "key",
+    "credential",
+    "pwd",
+    "code",
+    "assertion",
+    "sig",
+)
+
+
+def _may_hold_secret(text: str) -> bool:
+    """A cheap over-approximation of "one of the patterns could match here"."""
+    if "eyJ" in text or "-----" in text or "://" in text:
+        return True
+    lower = text.lower()
+    if ("=" in text or ":" in text) and any(word in lower for word in _PARAM_WORDS):
+        return True
+    return any(word in lower for word in _SCHEME_WORDS)
+
+
 def _name_parts(name: str) -> list[str]:
     return [p for p in _NON_ALNUM.split(_CAMEL.sub("_", name).lower()) if p]
 
@@ -156,6 +180,7 @@ class Redactor:
             f"(?P<k_{name}>{regex})" for name, regex in (*_TEXT_PATTERNS, *extra)
         )
         self._text = re.compile(alternatives)
+        self._extra = bool(extra)
         self._max_depth = max_depth
         self._max_items = max_items
         self._max_string = max_string
@@ -197,11 +222,11 @@ class Redactor:
 
     def redact_text(self, text: str, *, limit: int | None = None) -> str:
         """Cut secrets out of a string capped at ``limit`` characters (default ``max_string``)."""
-        if text.isalnum() and len(text) < 40:
-            return text  # fast path: nothing any pattern could match
         cap = self._max_string if limit is None else limit
         if len(text) > cap:
             text = text[:cap] + "…"
+        if not self._extra and not _may_hold_secret(text):
+            return text  # fast path: no built-in pattern can match
         return self._text.sub(self._replace, text)
 
     # -- values --------------------------------------------------------------------------

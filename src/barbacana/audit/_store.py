@@ -27,7 +27,7 @@ from .._clock import Clock, system_clock
 from ..errors import StorageError
 from ..storage import Database
 from ._checkpoint import Checkpoint
-from ._events import AuditEvent, format_timestamp
+from ._events import AuditEvent, canonical_json, format_timestamp
 from ._keys import AuditKey
 from ._merkle import CompactRange, leaf_hash
 from ._schema import HEAD_ID, checkpoints_table, events_table, head_table
@@ -58,9 +58,18 @@ def hash_event(event: AuditEvent) -> AuditEvent:
     The event must already carry its ``seq``: the position is part of what is
     hashed, so a row moved elsewhere no longer matches.
     """
-    if event.seq is None:
+    return _hashed(event)[0]
+
+
+def _hashed(event: AuditEvent, seq: int | None = None) -> tuple[AuditEvent, bytes]:
+    """The event numbered ``seq`` (if given) with its leaf hash, and the bytes hashed."""
+    seq = event.seq if seq is None else seq
+    if seq is None:
         raise AuditUnavailableError("an event is hashed only once it is numbered")
-    return dataclasses.replace(event, leaf_hash=leaf_hash(event.canonical()))
+    content = event.to_dict()
+    content["seq"] = seq
+    body = canonical_json(content)
+    return event.evolve(seq=seq, leaf_hash=leaf_hash(body)), body
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,15 +155,15 @@ class _Sealer:
         rows: list[dict[str, Any]] = []
         seq = head.size
         for event in events:
-            numbered = hash_event(dataclasses.replace(event, seq=seq))
-            leaf = cast(bytes, numbered.leaf_hash)  # set by hash_event
+            numbered, body = _hashed(event, seq)
+            leaf = cast(bytes, numbered.leaf_hash)  # set by _hashed
             frontier.append(leaf)
             sealed.append(numbered)
             rows.append(
                 {
                     "seq": seq,
                     **_columns(numbered),
-                    "body": numbered.canonical().decode("utf-8"),
+                    "body": body.decode("utf-8"),
                     "leaf_hash": leaf,
                     "mac": self.key.event_mac(seq, leaf),
                 }
@@ -348,14 +357,17 @@ class SqlAuditStore(AuditStore):
         )
 
     async def _locked_head(self, conn: AsyncConnection) -> TrailHead:
-        query = select(head_table).where(head_table.c.id == HEAD_ID)
+        query: Any
         if self._db.dialect == "postgresql":
-            query = query.with_for_update()
+            query = select(head_table).where(head_table.c.id == HEAD_ID).with_for_update()
         else:
             # SQLite: make the first statement a write, so the transaction takes
             # the database write lock now and reads the newest head under it.
-            await conn.execute(
-                update(head_table).where(head_table.c.id == HEAD_ID).values(size=head_table.c.size)
+            query = (
+                update(head_table)
+                .where(head_table.c.id == HEAD_ID)
+                .values(size=head_table.c.size)
+                .returning(*head_table.c)
             )
         row = (await conn.execute(query)).one_or_none()
         if row is None:
