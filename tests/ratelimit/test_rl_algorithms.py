@@ -10,6 +10,7 @@ different order); the model then follows the store's answer.
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -33,16 +34,16 @@ from barbacana.ratelimit import (
 EPS = 1e-6
 
 
-class Reference:
+class Reference(ABC):
     """Admitted requests, and a definition of 'would this one be admitted?'."""
 
     def __init__(self, amount: int, window: float) -> None:
         self.amount, self.window = amount, window
         self.admitted: list[tuple[float, int]] = []
 
+    @abstractmethod
     def margin(self, now: float, cost: int) -> float:
         """Room left after this request: admitted iff >= 0."""
-        raise NotImplementedError
 
 
 class FixedRef(Reference):

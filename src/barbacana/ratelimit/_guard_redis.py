@@ -65,7 +65,8 @@ redis.call('HSET', KEYS[1], 'f', f, 'l', string.format(fmt, now), 'u', string.fo
 redis.call('PEXPIRE', KEYS[1], math.ceil(math.max(window, u - now) * 1000) + 1000)
 return {f, string.format('%.17g', now), string.format('%.17g', u)}
 """
-_SHA = hashlib.sha1(_FAILURE.encode()).hexdigest()  # noqa: S324 -- Redis names scripts by SHA-1
+# Redis names scripts by their SHA-1; not a security use.
+_SHA = hashlib.sha1(_FAILURE.encode(), usedforsecurity=False).hexdigest()
 
 
 class RedisLoginGuard(LoginGuard):

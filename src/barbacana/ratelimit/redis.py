@@ -112,7 +112,11 @@ class RedisStore(Store):
         self._fallback = MemoryStore(
             clock=fallback_clock or (clock if clock is not None else time.time), max_keys=max_keys
         )
-        self._sha = {code: hashlib.sha1(src.encode()).hexdigest() for code, src in SCRIPTS.items()}  # noqa: S324 -- Redis names scripts by SHA-1
+        # Redis names scripts by their SHA-1; not a security use.
+        self._sha = {
+            code: hashlib.sha1(src.encode(), usedforsecurity=False).hexdigest()
+            for code, src in SCRIPTS.items()
+        }
         self._lanes_total = connections
         self._lanes: list[Any] = []  # idle connections
         self._opened = 0
