@@ -134,6 +134,23 @@ class TestProve:
         assert result.exit_code == 0, result.output
 
 
+class TestVerifyOutput:
+    async def test_progress_and_json(
+        self, trail: AuditTrail, db: Database, database_url: str, tmp_path: Path, monkeypatch
+    ) -> None:
+        """Long trails show a progress bar (on stderr); --json reports the same verdict."""
+        monkeypatch.setattr("barbacana.cli.audit._PROGRESS_FROM", 5)
+        result = await cli("verify", *cli_args(db, database_url, tmp_path))
+        assert result.exit_code == 0, result.output
+        assert "12 events" in result.stdout
+        result = await cli("verify", *cli_args(db, database_url, tmp_path), "--json")
+        report = json.loads(result.stdout)
+        assert report["ok"] is True
+        assert report["events"] == 12
+        assert report["macs_checked"] is True
+        assert report["problem"] is None
+
+
 class TestTail:
     async def test_recent(
         self, trail: AuditTrail, db: Database, database_url: str, tmp_path: Path

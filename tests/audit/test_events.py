@@ -31,6 +31,7 @@ class TestActor:
         """A mapping with type/id/username/address becomes an Actor."""
         actor = Actor.coerce({"type": "user", "id": 7, "username": "bob", "address": "::1"})
         assert actor == Actor("user", "7", "bob", "::1")
+        assert Actor.coerce({"type": "api_key", "id": "k1"}) == Actor.api_key("k1")
 
     @pytest.mark.parametrize(
         "value",

@@ -204,6 +204,19 @@ class TestRecord:
         sizes = [c.tree_size for c in await trail.store.checkpoints()]
         assert sizes == [1, 4]
 
+    async def test_idle_trail_gets_checkpointed(self, open_trail, clock: Clock) -> None:
+        """Events left uncovered are signed by the background task once T seconds pass."""
+        trail = await open_trail(checkpoint_every_events=1000, checkpoint_every_seconds=0.05)
+        for _ in range(3):
+            await trail.record("user.created", actor=Actor.system(), outcome="success")
+        assert (await trail.store.head()).checkpoint_size == 1
+        clock.advance(1)
+        for _ in range(300):
+            if (await trail.store.head()).checkpoint_size == 3:
+                break
+            await asyncio.sleep(0.01)
+        assert [c.tree_size for c in await trail.store.checkpoints()] == [1, 3]
+
     async def test_forced_checkpoint_and_close(self, open_trail) -> None:
         """checkpoint() covers everything now; close() leaves nothing uncovered."""
         trail = await open_trail(checkpoint_every_events=1000)

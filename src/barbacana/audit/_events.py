@@ -42,6 +42,8 @@ ActorType = Literal["user", "service", "apikey", "operator", "system", "anonymou
 Outcome = Literal["success", "failure", "denied"]
 _ACTOR_TYPES: frozenset[str] = frozenset(get_args(ActorType))
 _OUTCOMES: frozenset[str] = frozenset(get_args(Outcome))
+#: Other spellings accepted by :meth:`Actor.coerce` (a principal's ``kind``).
+_ACTOR_ALIASES = {"api_key": "apikey"}
 
 #: Well-formed action names: two to four dotted lower-case words.
 ACTION_PATTERN = re.compile(r"[a-z][a-z0-9_]*(?:\.[a-z][a-z0-9_]*){1,3}")
@@ -195,8 +197,9 @@ class Actor:
             item = value.get(key)
             return None if item is None else str(item)
 
+        kind = _ACTOR_ALIASES.get(str(value["type"]), value["type"])
         return cls(
-            cast(ActorType, value["type"]),
+            cast(ActorType, kind),
             text("id"),
             text("name") or text("username"),
             text("address"),

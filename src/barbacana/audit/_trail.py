@@ -284,14 +284,10 @@ class AuditTrail:
                         waiter.set_result(done.result()[index])
 
             task.add_done_callback(deliver)
-            # The commit goes on even if this caller is cancelled: others wait for it.
-            # Its outcome, success or error, reaches every caller through its future.
-            try:
-                await asyncio.shield(task)
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # noqa: BLE001, S110 -- delivered through each caller's future
-                pass
+            # The commit goes on even if this caller is cancelled (asyncio.wait does
+            # not cancel what it waits for); its outcome, success or error, reaches
+            # every caller through its own future.
+            await asyncio.wait({task})
 
     def _failed(self, event: AuditEvent, exc: BaseException) -> AuditEvent:
         if self.settings.on_failure == "refuse":
