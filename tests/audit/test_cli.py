@@ -164,6 +164,19 @@ class TestTail:
         result = await cli("tail", *cli_args(db, database_url, tmp_path), "-n", "2", "--no-follow")
         assert "#11 auth.login.succeeded success actor=user:user-11" in result.stdout
 
+    async def test_control_characters_escaped(
+        self, trail: AuditTrail, db: Database, database_url: str, tmp_path: Path
+    ) -> None:
+        """A user name carrying terminal escapes is printed inert."""
+        await trail.record(
+            "auth.login.failed",
+            actor={"type": "anonymous", "name": "x\x1b[2J\x1b]0;pwned\x07"},
+            outcome="failure",
+        )
+        result = await cli("tail", *cli_args(db, database_url, tmp_path), "-n", "1", "--no-follow")
+        assert "\x1b" not in result.stdout
+        assert "\\x1b[2J" in result.stdout
+
     async def test_follow(
         self, trail: AuditTrail, db: Database, database_url: str, tmp_path: Path
     ) -> None:

@@ -282,8 +282,15 @@ def verify(
         raise typer.Exit(EXIT_TAMPERED)
 
 
+def _printable(text: str) -> str:
+    """Escape control characters: event fields must not drive the operator's terminal."""
+    return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text)
+
+
 def _line(event: AuditEvent) -> str:
     actor = event.actor.type if event.actor.id is None else f"{event.actor.type}:{event.actor.id}"
+    if event.actor.name:
+        actor += f"({event.actor.name})"
     parts = [
         event.timestamp or "",
         f"#{event.seq}",
@@ -299,7 +306,7 @@ def _line(event: AuditEvent) -> str:
         parts.append(f"reason={event.reason}")
     if event.request_id:
         parts.append(f"request_id={event.request_id}")
-    return " ".join(parts)
+    return _printable(" ".join(parts))
 
 
 @app.command("tail")
