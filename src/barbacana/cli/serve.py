@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 from enum import Enum
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 import uvicorn
@@ -13,9 +13,11 @@ from ..services._runtime import DataDir
 from ..transport import Pki, mtls_client, serve_config
 from ._common import DataDirOption, load_settings, run
 
+
 class Service(str, Enum):
     auth = "auth"
     orders = "orders"
+    chat = "chat"
 
 
 def serve(
@@ -37,7 +39,7 @@ def serve(
             sealer=run(open_sealer(settings)),
             reseal=functools.partial(open_sealer, settings),
         )
-    else:
+    elif service is Service.orders:
         from ..services.orders.app import create_app as create_orders
 
         if pki is None:
@@ -46,8 +48,24 @@ def serve(
             # Calls to the identity service present this service's certificate (mTLS).
             factory = functools.partial(mtls_client, pki, "orders", settings=settings.transport)
             application = create_orders(settings, client_factory=factory)
-    options = {"access_log": False, "lifespan": "on", "log_level": "info"}
+    else:
+        from ..services.chat.app import create_app as create_chat
+        from ..websocket import WebSocketSettings, WebSocketsProtocol, uvicorn_ws_options
+
+        ws: WebSocketSettings = getattr(settings, "websocket", None) or WebSocketSettings()
+        if pki is None:
+            application = create_chat(settings, ws)
+        else:
+            # Tickets are redeemed at the identity service with this service's certificate.
+            factory = functools.partial(mtls_client, pki, "chat", settings=settings.transport)
+            application = create_chat(settings, ws, client_factory=factory)
+    options: dict[str, Any] = {"access_log": False, "lifespan": "on", "log_level": "info"}
+    if service is Service.chat:
+        # The server refuses oversize frames from their header, and pings idle peers.
+        options.update(uvicorn_ws_options(ws))
     if pki is None:
+        if service is Service.chat:
+            options["ws"] = WebSocketsProtocol
         config = uvicorn.Config(
             application, host=host, port=port, server_header=False, proxy_headers=False, **options
         )
@@ -63,4 +81,12 @@ def serve(
             settings=settings.transport,
             **options,
         )
+        if service is Service.chat:
+            from ..transport import TLSWebSocketsProtocol
+            from ..websocket import WebSocketsProtocol
+
+            class ChatTLSProtocol(WebSocketsProtocol, TLSWebSocketsProtocol):
+                """The TLS extension, and denied handshakes that complete without an error log."""
+
+            config.ws = ChatTLSProtocol
     uvicorn.Server(config).run()

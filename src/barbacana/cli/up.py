@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
 import signal
 import subprocess
@@ -19,6 +20,7 @@ from ..services._runtime import DataDir
 from ..transport import Pki
 from ._admin import bootstrap
 from ._common import DataDirOption, console, fail, load_settings, run
+from .check import deployment_warnings, print_messages
 
 app = typer.Typer(help="Run the reference system.")
 
@@ -43,6 +45,25 @@ def _issue(pki: Pki, names: tuple[str, ...], host: str) -> None:
     dns = ["localhost"] + ([] if ips else [host])
     for name in names:
         pki.ensure_service(name, dns=dns, ips=ips or ["127.0.0.1"])
+
+
+def _cors_origins(own: list[str]) -> str:
+    """The services' own origins plus the operator's ``BARBACANA_CORS_ORIGINS`` (a JSON list).
+
+    The same list is the WebSocket ``Origin`` allow-list, so pages served by the
+    services themselves can open the chat. A value that is not a JSON list is
+    passed on unchanged, for the services to refuse with a clear message.
+    """
+    extra = os.environ.get("BARBACANA_CORS_ORIGINS")
+    if not extra:
+        return json.dumps(own)
+    try:
+        listed = json.loads(extra)
+    except ValueError:
+        return extra
+    if not isinstance(listed, list):
+        return extra
+    return json.dumps(own + [origin for origin in listed if origin not in own])
 
 
 def _is_ip(value: str) -> bool:
@@ -86,28 +107,33 @@ def _stop(children: list[_Child]) -> None:
 def up(
     data_dir: DataDirOption = None,
     host: Annotated[str, typer.Option(help="Address the services listen on")] = "127.0.0.1",
-    base_port: Annotated[int, typer.Option("--base-port", help="auth on P, orders on P+1")] = 8000,
+    base_port: Annotated[
+        int, typer.Option("--base-port", help="auth on P, orders on P+1, chat on P+2")
+    ] = 8000,
     plain_http: Annotated[
         bool, typer.Option("--plain-http", help="Serve plain HTTP (local experiments only)")
     ] = False,
 ) -> None:
-    """Start auth (P) and orders (P+1); Ctrl-C stops them cleanly."""
+    """Start auth (P), orders (P+1) and chat (P+2); Ctrl-C stops them cleanly."""
     settings = load_settings(data_dir)
     root = settings.data_dir.resolve()
     scheme = "http" if plain_http else "https"
     auth_url = f"{scheme}://{host}:{base_port}"
     orders_url = f"{scheme}://{host}:{base_port + 1}"
+    chat_url = f"{scheme}://{host}:{base_port + 2}"
     console.print(f"[bold]Barbacana[/] data directory: {root}")
     shown = run(bootstrap(settings.model_copy(update={"data_dir": root})))
     data = DataDir(root)
     pki = None if plain_http else Pki(data.pki, settings=settings.transport)
-    names = ("auth", "orders")
+    names = ("auth", "orders", "chat")
     if pki is not None:
         _issue(pki, names, host)
+    found = deployment_warnings(settings.model_copy(update={"data_dir": root}), plain_http=plain_http)
+    if found:
+        print_messages(found)
     common = {
         "BARBACANA_TOKENS_ISSUER": auth_url,
-        "BARBACANA_CORS_ORIGINS": os.environ.get("BARBACANA_CORS_ORIGINS")
-        or f'["{auth_url}", "{orders_url}"]',
+        "BARBACANA_CORS_ORIGINS": _cors_origins([auth_url, orders_url, chat_url]),
     }
     specs: list[tuple[str, str, int, dict[str, str]]] = [
         ("auth", auth_url, base_port, {"BARBACANA_PUBLIC_URL": auth_url}),
@@ -120,6 +146,17 @@ def up(
                 "BARBACANA_TOKENS_IDENTITY_URL": auth_url,
                 "BARBACANA_CLIENT_ID": "orders",
                 "BARBACANA_CLIENT_SECRET_FILE": str(data.client_secret("orders")),
+            },
+        ),
+        (
+            "chat",
+            chat_url,
+            base_port + 2,
+            {
+                "BARBACANA_PUBLIC_URL": chat_url,
+                "BARBACANA_TOKENS_IDENTITY_URL": auth_url,
+                "BARBACANA_CLIENT_ID": "chat",
+                "BARBACANA_CLIENT_SECRET_FILE": str(data.client_secret("chat")),
             },
         ),
     ]
@@ -179,6 +216,13 @@ def _banner(children: list[_Child], shown: dict[str, str], admin: str, ca: Path 
         f"    TOKEN=$(curl -s {cacert}-d grant_type=password -d username={admin} "
         f"--data-urlencode password=PASSWORD {auth}/token | python3 -c "
         "'import json,sys;print(json.load(sys.stdin)[\"access_token\"])')\n"
-        f"    curl -s {cacert}-H \"Authorization: Bearer $TOKEN\" {orders}/orders\n"
-        "\n  Press Ctrl-C to stop."
+        f"    curl -s {cacert}-H \"Authorization: Bearer $TOKEN\" {orders}/orders"
     )
+    if len(children) > 2:
+        chat = children[2].url.replace("https://", "wss://").replace("http://", "ws://")
+        console.print(
+            f"    curl -s {cacert}-X POST -H \"Authorization: Bearer $TOKEN\" {auth}/ws/tickets\n"
+            f"    # then open {chat}/ws/general offering the subprotocols\n"
+            "    # barbacana.chat.v1 and barbacana.ticket.<ticket> (single use, 30 s)"
+        )
+    console.print("\n  Press Ctrl-C to stop.")
