@@ -14,14 +14,24 @@ from barbacana.cli._admin import bootstrap
 from barbacana.services._runtime import DataDir
 from barbacana.services.auth.app import create_app as create_auth
 from barbacana.services.orders.app import create_app as create_orders
+from barbacana.ratelimit import LoginGuardSettings, PolicySettings, RateLimitSettings
 from barbacana.settings import ClientSettings, KeySettings, TokenSettings
 from tests.conftest import ServerThread, FakeKekSealer, make_settings
 
 ISSUER = "https://issuer.test"
 
+#: Test rate limits: POST /token still limited (100/minute), failure delays short.
+TEST_RATELIMIT = RateLimitSettings(
+    policies=[
+        PolicySettings(name="token", route="/token", methods=["POST"], limits=["100/minute"]),
+    ],
+    login=LoginGuardSettings(base_delay=0.01, max_delay=0.02),
+)
+
 
 @dataclass
 class System:
+    database_url: str
     auth: str
     orders: str
     admin_password: str
@@ -66,6 +76,7 @@ def system(database_url: str, tmp_path: Path) -> Iterator[System]:
         database_url,
         tokens=TokenSettings(issuer=ISSUER),
         key=KeySettings(publish_delay=timedelta(seconds=1)),
+        ratelimit=TEST_RATELIMIT,
     )
     shown = asyncio.run(bootstrap(settings, sealer))
     with ServerThread(create_auth(settings, sealer=sealer)) as auth:
@@ -78,6 +89,7 @@ def system(database_url: str, tmp_path: Path) -> Iterator[System]:
                 jwks_refresh_interval=timedelta(seconds=0.5),
             ),
             client=ClientSettings(id="orders", secret_file=DataDir(tmp_path).client_secret("orders")),
+            ratelimit=TEST_RATELIMIT,
         )
         with ServerThread(create_orders(orders_settings)) as orders:
-            yield System(auth.url, orders.url, shown["admin_password"], tmp_path)
+            yield System(database_url, auth.url, orders.url, shown["admin_password"], tmp_path)

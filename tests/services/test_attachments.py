@@ -20,7 +20,7 @@ from barbacana.services._runtime import DataDir
 from barbacana.services.orders.app import create_app as create_orders
 from barbacana.settings import ClientSettings, TokenSettings
 from tests.conftest import ServerThread, make_settings
-from tests.services.conftest import ISSUER, System
+from tests.services.conftest import ISSUER, TEST_RATELIMIT, System
 
 
 @dataclass
@@ -60,6 +60,7 @@ async def shop(system: System) -> AsyncIterator[Shop]:
             database={"url": f"sqlite+aiosqlite:///{system.data_dir / 'orders-attach.db'}"},
             tokens=TokenSettings(issuer=ISSUER, identity_url=system.auth, jwks_refresh_interval=timedelta(seconds=1)),
             client=ClientSettings(id="orders", secret_file=DataDir(system.data_dir).client_secret("orders")),
+            ratelimit=TEST_RATELIMIT,
             outbound=OutboundSettings(
                 allow_http=True,
                 allowed_ports=[80, 443, files.port],

@@ -26,6 +26,7 @@ from barbacana.services.auth.app import create_app as create_auth
 from barbacana.services.orders.app import create_app as create_orders
 from barbacana.settings import ClientSettings, KeySettings, TokenSettings
 from tests.conftest import ServerThread, make_settings
+from tests.services.conftest import TEST_RATELIMIT
 
 pytestmark = pytest.mark.slow
 ISSUER = "https://issuer.test"
@@ -69,6 +70,7 @@ def test_rotation_under_load(tmp_path: Path) -> None:
         tokens=TokenSettings(issuer=ISSUER, access_ttl=timedelta(seconds=30), leeway=timedelta(seconds=1)),
         key=KeySettings(publish_delay=timedelta(seconds=1)),
         service_name="auth",
+        ratelimit=TEST_RATELIMIT.model_copy(update={"enabled": False}),
     )
     shown = asyncio.run(bootstrap(settings))
     sealer = asyncio.run(open_sealer(settings))
@@ -79,6 +81,7 @@ def test_rotation_under_load(tmp_path: Path) -> None:
             None,
             tokens=TokenSettings(issuer=ISSUER, identity_url=auth.url, jwks_refresh_interval=timedelta(seconds=0.3)),
             client=ClientSettings(id="orders", secret_file=DataDir(tmp_path).client_secret("orders")),
+            ratelimit=TEST_RATELIMIT.model_copy(update={"enabled": False}),
         )
         with ServerThread(create_orders(orders_settings)) as orders:
             load = Load(auth.url, orders.url, shown["admin_password"])

@@ -6,6 +6,7 @@ import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from ..audit import migrate as migrate_audit
 from ..identity import Identity, KeySealer, UserExistsError
 from ..services._runtime import DataDir, open_sealer
 from ..services.orders.app import MIGRATIONS as ORDERS_MIGRATIONS
@@ -49,6 +50,7 @@ async def bootstrap(settings: Settings, sealer: KeySealer | None = None) -> dict
     shown: dict[str, str] = {}
     async with identity_context(settings, sealer) as identity:
         await identity.db.migrate(ORDERS_MIGRATIONS, "alembic_version_orders")
+        await migrate_audit(identity.db)
         for client_id, scopes in INTERNAL_CLIENTS.items():
             path = data.client_secret(client_id)
             if await identity.clients.get(client_id) is None or not path.exists():

@@ -60,7 +60,7 @@ class AuditRecorder(Protocol):
         resource: str | None = None,
         reason: str | None = None,
         details: dict[str, Any] | None = None,
-    ) -> None: ...
+    ) -> Any: ...
 
 
 class LoginGuard(Protocol):

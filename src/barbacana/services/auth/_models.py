@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, Field
 
 from ...web import StrictModel
@@ -10,6 +12,7 @@ __all__ = [
     "ApiKeyCreate",
     "ApiKeyCreated",
     "ApiKeyOut",
+    "AuditPage",
     "IntrospectionOut",
     "KeyOut",
     "RevocationEventOut",
@@ -91,6 +94,13 @@ class IntrospectionOut(BaseModel):
     model_config = {"extra": "allow"}
 
     active: bool
+
+
+class AuditPage(BaseModel):
+    """One page of audit events, oldest first; pass ``next`` as ``after`` for the next."""
+
+    events: list[dict[str, Any]]
+    next: int | None
 
 
 class RevocationEventOut(BaseModel):

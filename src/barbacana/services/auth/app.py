@@ -6,7 +6,7 @@ import base64
 import binascii
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import unquote
 
 from fastapi import APIRouter, Depends, FastAPI, Form, Query, Request, Response, Security
@@ -24,6 +24,7 @@ from ...identity.errors import (
 from ...settings import Settings
 from ...storage import Database
 from ...transport import PeerCertificateRequiredError, PeerNotAllowedError, peer_identity
+from ...audit import AuditUnavailableError
 from ...ratelimit import login_guard_from_url
 from ...web import secure
 from .._protection import Protection
@@ -31,6 +32,7 @@ from ._models import (
     ApiKeyCreate,
     ApiKeyCreated,
     ApiKeyOut,
+    AuditPage,
     IntrospectionOut,
     KeyOut,
     RevocationFeedOut,
@@ -345,6 +347,38 @@ def _admin_router() -> APIRouter:
     return router
 
 
+def _audit_router() -> APIRouter:
+    router = APIRouter(tags=["audit"])
+
+    @router.get("/audit/events", response_model=AuditPage, summary="Query the audit trail")
+    async def events(
+        request: Request,
+        actor: Annotated[str | None, Query(max_length=128)] = None,
+        action: Annotated[str | None, Query(max_length=64, pattern=r"^[a-z0-9_.]+$")] = None,
+        outcome: Annotated[Literal["success", "failure", "denied"] | None, Query()] = None,
+        since: Annotated[float | None, Query(ge=0)] = None,
+        until: Annotated[float | None, Query(ge=0)] = None,
+        after: Annotated[int | None, Query(ge=0, description="Cursor from the previous page")] = None,
+        limit: Annotated[int, Query(ge=1, le=500)] = 100,
+        _: Principal = Security(require, scopes=["audit:read"]),
+    ) -> dict[str, Any]:
+        trail = request.app.state.protection.trail
+        if trail is None or trail.store is None:
+            raise AuditUnavailableError("the audit trail is not enabled on this service")
+        found, cursor = await trail.store.query(
+            actor=actor,
+            action=action,
+            outcome=outcome,
+            since=since,
+            until=until,
+            after_seq=after,
+            limit=limit,
+        )
+        return {"events": [event.to_dict() for event in found], "next": cursor}
+
+    return router
+
+
 def _key_fields(record: Any) -> dict[str, Any]:
     return {
         "id": record.id,
@@ -454,6 +488,7 @@ def create_app(
     app.include_router(_users_router())
     app.include_router(_admin_router())
     app.include_router(_discovery_router(settings))
+    app.include_router(_audit_router())
 
     async def keys_loaded() -> None:
         identity.ring.signing_key()
