@@ -150,7 +150,7 @@ def ticket_router(
             claims, origin=origin, room=room, expires_at=ticket_expiry(now, ttl, claims.exp)
         )
         ticket = await tickets.issue(record)
-        await identity._audit(
+        await identity.audit(
             "ws.ticket.issued",
             actor={"type": principal.kind, "id": principal.subject},
             outcome="success",
