@@ -196,3 +196,16 @@ async def test_close_where_and_cap(service: tuple[EchoService, str]) -> None:
     assert gone.value.rcvd is not None
     assert gone.value.rcvd.code == 4403
     await second.close()
+
+
+def test_wildcard_origin_refused() -> None:
+    """A CORS wildcard cannot serve as the WebSocket Origin allow-list."""
+    from barbacana.errors import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match="explicit Origin allow-list"):
+        WebSocketGuard(
+            WS,
+            origins=CorsPolicy.from_settings(CorsSettings(origins=["*"])),
+            tickets=MemoryTicketStore(),
+            frames=FrameParser(Frames),
+        )

@@ -44,7 +44,7 @@ from starlette.responses import Response
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from .._clock import Clock, system_clock
-from ..errors import BarbacanaError
+from ..errors import BarbacanaError, ConfigurationError
 from ..tokens import RevocationState
 from ..web import PROBLEM_CONTENT_TYPE, problem_body
 from ..web.cors import CorsPolicy
@@ -144,6 +144,9 @@ class WebSocketGuard(Generic[T]):
         subprotocol: The application protocol to select when offered
             (e.g. ``barbacana.chat.v1``).
         clock: Time source.
+
+    Raises:
+        ConfigurationError: The CORS policy allows any origin (``*``).
     """
 
     def __init__(
@@ -160,6 +163,11 @@ class WebSocketGuard(Generic[T]):
         subprotocol: str | None = None,
         clock: Clock = system_clock,
     ) -> None:
+        if origins.any_origin:
+            raise ConfigurationError(
+                "WebSockets need an explicit Origin allow-list: with cors.origins ['*'] any "
+                "site could open sockets for its visitors. List each origin exactly"
+            )
         self.settings = settings
         self._origins = origins
         self._tickets = tickets

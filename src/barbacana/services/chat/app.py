@@ -44,6 +44,7 @@ from ...websocket import (
     ROOM_PATTERN,
     AuditRecorder,
     Broker,
+    CloseCode,
     ErrorFrame,
     FrameParser,
     GuardedConnection,
@@ -212,7 +213,7 @@ class _Hub:
         elif kind == "k":
             self._guard.close_where(
                 lambda c: c.resource == room and c.record.sub == body,
-                4403,
+                CloseCode.FORBIDDEN,
                 "you were removed from this room",
             )
 
