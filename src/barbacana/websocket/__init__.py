@@ -9,17 +9,12 @@
 * :class:`Broker` fans messages out across instances (Redis pub/sub).
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 from ._broker import Broker, MemoryBroker, PayloadHandler, RedisBroker, broker_from_url
 from ._frames import CloseCode, ErrorFrame, Frame, FrameParser, PingFrame, PongFrame
-from ._guard import (
-    TICKET_PROTOCOL_PREFIX,
-    AuditRecorder,
-    Authorize,
-    GuardedConnection,
-    SubjectLookup,
-    SubjectStatus,
-    WebSocketGuard,
-)
 from ._limits import (
     ConnectionCounter,
     MemoryConnectionCounter,
@@ -27,7 +22,6 @@ from ._limits import (
     RedisConnectionCounter,
     connection_counter_from_url,
 )
-from ._remote import REDEEM_PATH, SUBJECT_PATH, TICKETS_PATH, IdentityTickets
 from ._settings import ROOM_PATTERN, WebSocketSettings, uvicorn_ws_options, valid_room
 from ._tickets import (
     MemoryTicketStore,
@@ -41,7 +35,6 @@ from ._tickets import (
     ticket_store_from_url,
     well_formed_ticket,
 )
-from ._uvicorn import WebSocketsProtocol
 from .errors import (
     BrokerUnavailableError,
     ConnectionLimitError,
@@ -57,6 +50,19 @@ from .errors import (
     TicketStoreFullError,
     TicketStoreUnavailableError,
 )
+
+if TYPE_CHECKING:
+    from ._guard import (
+        TICKET_PROTOCOL_PREFIX,
+        AuditRecorder,
+        Authorize,
+        GuardedConnection,
+        SubjectLookup,
+        SubjectStatus,
+        WebSocketGuard,
+    )
+    from ._remote import REDEEM_PATH, SUBJECT_PATH, TICKETS_PATH, IdentityTickets
+    from ._uvicorn import WebSocketsProtocol
 
 __all__ = [
     "REDEEM_PATH",
@@ -115,3 +121,31 @@ __all__ = [
     "valid_room",
     "well_formed_ticket",
 ]
+
+# The guard and the identity-service client need the web layer (and so the
+# settings): loaded on first use, so ``barbacana.settings`` can import this
+# package's settings model without a cycle.
+_LAZY = {
+    "TICKET_PROTOCOL_PREFIX": "._guard",
+    "AuditRecorder": "._guard",
+    "Authorize": "._guard",
+    "GuardedConnection": "._guard",
+    "SubjectLookup": "._guard",
+    "SubjectStatus": "._guard",
+    "WebSocketGuard": "._guard",
+    "REDEEM_PATH": "._remote",
+    "SUBJECT_PATH": "._remote",
+    "TICKETS_PATH": "._remote",
+    "IdentityTickets": "._remote",
+    "WebSocketsProtocol": "._uvicorn",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """Load the guard, the identity-service client and the uvicorn protocol on first use."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from importlib import import_module
+
+    return getattr(import_module(module, __name__), name)
