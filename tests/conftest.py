@@ -64,7 +64,7 @@ def postgres_url() -> Iterator[str]:
     name = f"barbacana_test_{secrets.token_hex(6)}"
     try:
         asyncio.run(_pg_execute(f'CREATE DATABASE "{name}"'))
-    except (OSError, Exception) as exc:  # noqa: BLE001
+    except (OSError, Exception) as exc:
         missing(f"PostgreSQL is not reachable at {PG_DSN}: {exc}")
     try:
         yield f"postgresql+asyncpg://{PG_DSN.split('://', 1)[1]}/{name}"
@@ -84,7 +84,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
 def make_settings(tmp_path: Path, database_url: str | None = None, **extra: Any) -> Settings:
     values: dict[str, Any] = {
         "data_dir": tmp_path,
-        "identity": IdentitySettings(password_profile="test_only_cheap"),  # noqa: S106
+        "identity": IdentitySettings(password_profile="test_only_cheap"),
     }
     if database_url:
         values["database"] = {"url": database_url}

@@ -8,4 +8,12 @@ from .errors import BarbacanaError
 from .settings import Settings
 from .web import StrictModel, secure
 
-__all__ = ["BarbacanaError", "Principal", "Settings", "StrictModel", "require", "require_role", "secure"]
+__all__ = [
+    "BarbacanaError",
+    "Principal",
+    "Settings",
+    "StrictModel",
+    "require",
+    "require_role",
+    "secure",
+]

@@ -22,5 +22,7 @@ class FixedClock:
 
 def throwaway_ring(alg: str = "Ed25519", *, now: float | None = None) -> KeyRing:
     """A key ring with one active key, for signing test tokens (never for production)."""
-    key: SigningKey = generate_signing_key(alg, now=time.time() if now is None else now, state="active")
+    key: SigningKey = generate_signing_key(
+        alg, now=time.time() if now is None else now, state="active"
+    )
     return KeyRing([key])

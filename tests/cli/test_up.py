@@ -22,8 +22,17 @@ def _start(data_dir: Path, port: int, *extra: str) -> tuple[subprocess.Popen[str
     env = {k: v for k, v in os.environ.items() if not k.startswith("BARBACANA_")}
     env["BARBACANA_IDENTITY_PASSWORD_PROFILE"] = "test_only_cheap"
     process = subprocess.Popen(
-        [sys.executable, "-m", "barbacana.cli", "up", "--data-dir", str(data_dir),
-         "--base-port", str(port), *extra],
+        [
+            sys.executable,
+            "-m",
+            "barbacana.cli",
+            "up",
+            "--data-dir",
+            str(data_dir),
+            "--base-port",
+            str(port),
+            *extra,
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -63,7 +72,9 @@ def _walk(auth: str, orders: str, password: str, verify: str | bool) -> None:
             data={"grant_type": "password", "username": "admin", "password": password},
         ).json()["access_token"]
         headers = {"Authorization": f"Bearer {token}"}
-        created = client.post(f"{orders}/orders", json={"item": "tea", "quantity": 3}, headers=headers)
+        created = client.post(
+            f"{orders}/orders", json={"item": "tea", "quantity": 3}, headers=headers
+        )
         assert created.status_code == 201
         read = client.get(f"{orders}{created.headers['location']}", headers=headers)
         assert read.json()["quantity"] == 3
@@ -129,22 +140,63 @@ def test_users_add_before_first_up(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("BARBACANA_")}
     env["BARBACANA_IDENTITY_PASSWORD_PROFILE"] = "test_only_cheap"
     result = subprocess.run(
-        [sys.executable, "-m", "barbacana.cli", "users", "add", "zoe", "--role", "user",
-         "--password-stdin", "--data-dir", str(data_dir), "--json"],
-        input="zoe-password-long\n", capture_output=True, text=True, env=env, timeout=60,
+        [
+            sys.executable,
+            "-m",
+            "barbacana.cli",
+            "users",
+            "add",
+            "zoe",
+            "--role",
+            "user",
+            "--password-stdin",
+            "--data-dir",
+            str(data_dir),
+            "--json",
+        ],
+        input="zoe-password-long\n",
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
     )
     assert result.returncode == 0, result.stderr
     assert '"username": "zoe"' in result.stdout
     assert "zoe-password-long" not in result.stdout
     listed = subprocess.run(
-        [sys.executable, "-m", "barbacana.cli", "users", "list", "--data-dir", str(data_dir), "--json"],
-        capture_output=True, text=True, env=env, timeout=60,
+        [
+            sys.executable,
+            "-m",
+            "barbacana.cli",
+            "users",
+            "list",
+            "--data-dir",
+            str(data_dir),
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
     )
     assert "zoe" in listed.stdout
     bad = subprocess.run(
-        [sys.executable, "-m", "barbacana.cli", "users", "add", "zed", "--role", "root",
-         "--data-dir", str(data_dir)],
-        capture_output=True, text=True, env=env, timeout=60,
+        [
+            sys.executable,
+            "-m",
+            "barbacana.cli",
+            "users",
+            "add",
+            "zed",
+            "--role",
+            "root",
+            "--data-dir",
+            str(data_dir),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
     )
     assert bad.returncode == 1 and "unknown role" in bad.stderr and "Traceback" not in bad.stderr
 
@@ -158,7 +210,10 @@ def test_keys_rewrap_rotates_the_kek(tmp_path: Path) -> None:
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [sys.executable, "-m", "barbacana.cli", *args, "--data-dir", str(data_dir)],
-            capture_output=True, text=True, env=env, timeout=90,
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=90,
         )
 
     assert cli("db", "upgrade").returncode == 0
@@ -175,4 +230,6 @@ def test_keys_rewrap_rotates_the_kek(tmp_path: Path) -> None:
     listed = cli("keys", "list", "--json")
     assert listed.returncode == 0, listed.stderr
     assert listed.stdout == kids
-    assert before not in result.stdout + result.stderr and after not in result.stdout + result.stderr
+    assert (
+        before not in result.stdout + result.stderr and after not in result.stdout + result.stderr
+    )

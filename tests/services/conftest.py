@@ -11,12 +11,12 @@ import httpx
 import pytest
 
 from barbacana.cli._admin import bootstrap
+from barbacana.ratelimit import LoginGuardSettings, PolicySettings, RateLimitSettings
 from barbacana.services._runtime import DataDir
 from barbacana.services.auth.app import create_app as create_auth
 from barbacana.services.orders.app import create_app as create_orders
-from barbacana.ratelimit import LoginGuardSettings, PolicySettings, RateLimitSettings
 from barbacana.settings import ClientSettings, KeySettings, TokenSettings
-from tests.conftest import ServerThread, FakeKekSealer, make_settings
+from tests.conftest import FakeKekSealer, ServerThread, make_settings
 
 ISSUER = "https://issuer.test"
 
@@ -37,7 +37,9 @@ class System:
     admin_password: str
     data_dir: Path
 
-    def token(self, username: str = "admin", password: str | None = None, **form: str) -> dict[str, str]:
+    def token(
+        self, username: str = "admin", password: str | None = None, **form: str
+    ) -> dict[str, str]:
         response = httpx.post(
             f"{self.auth}/token",
             data={
@@ -88,7 +90,9 @@ def system(database_url: str, tmp_path: Path) -> Iterator[System]:
                 identity_url=auth.url,
                 jwks_refresh_interval=timedelta(seconds=0.5),
             ),
-            client=ClientSettings(id="orders", secret_file=DataDir(tmp_path).client_secret("orders")),
+            client=ClientSettings(
+                id="orders", secret_file=DataDir(tmp_path).client_secret("orders")
+            ),
             ratelimit=TEST_RATELIMIT,
         )
         with ServerThread(create_orders(orders_settings)) as orders:

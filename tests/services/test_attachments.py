@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from barbacana.outbound import OutboundSettings
-from barbacana.outbound.testing import CannedResponse, CanaryServer, LocalHTTPServer, StubResolver
+from barbacana.outbound.testing import CanaryServer, CannedResponse, LocalHTTPServer, StubResolver
 from barbacana.services._runtime import DataDir
 from barbacana.services.orders.app import create_app as create_orders
 from barbacana.settings import ClientSettings, TokenSettings
@@ -34,12 +34,17 @@ class Shop:
 
 @pytest.fixture
 async def shop(system: System) -> AsyncIterator[Shop]:
-    async with CanaryServer() as canary, LocalHTTPServer(
-        {
-            "/doc.txt": CannedResponse(body=b"hello attachment", headers=(("Content-Type", "text/plain"),)),
-            "/big": CannedResponse(body=b"x" * 2_000_000),
-        }
-    ) as files:
+    async with (
+        CanaryServer() as canary,
+        LocalHTTPServer(
+            {
+                "/doc.txt": CannedResponse(
+                    body=b"hello attachment", headers=(("Content-Type", "text/plain"),)
+                ),
+                "/big": CannedResponse(body=b"x" * 2_000_000),
+            }
+        ) as files,
+    ):
         files.routes["/to-canary"] = CannedResponse(
             status=302, headers=(("Location", f"http://127.0.0.1:{canary.port}/steal"),)
         )
@@ -58,8 +63,12 @@ async def shop(system: System) -> AsyncIterator[Shop]:
             system.data_dir,
             None,
             database={"url": f"sqlite+aiosqlite:///{system.data_dir / 'orders-attach.db'}"},
-            tokens=TokenSettings(issuer=ISSUER, identity_url=system.auth, jwks_refresh_interval=timedelta(seconds=1)),
-            client=ClientSettings(id="orders", secret_file=DataDir(system.data_dir).client_secret("orders")),
+            tokens=TokenSettings(
+                issuer=ISSUER, identity_url=system.auth, jwks_refresh_interval=timedelta(seconds=1)
+            ),
+            client=ClientSettings(
+                id="orders", secret_file=DataDir(system.data_dir).client_secret("orders")
+            ),
             ratelimit=TEST_RATELIMIT,
             outbound=OutboundSettings(
                 allow_http=True,
@@ -71,7 +80,9 @@ async def shop(system: System) -> AsyncIterator[Shop]:
         with ServerThread(create_orders(settings, resolver=resolver)) as orders:
             headers = system.bearer(system.token()["access_token"])
             async with httpx.AsyncClient() as client:
-                order = await client.post(f"{orders.url}/orders", json={"item": "box", "quantity": 1}, headers=headers)
+                order = await client.post(
+                    f"{orders.url}/orders", json={"item": "box", "quantity": 1}, headers=headers
+                )
             yield Shop(orders.url, headers, order.json()["id"], canary, files)
         assert canary.hits == 0, "an internal address was reached"
 

@@ -7,7 +7,6 @@ import json
 import time
 
 import httpx
-import pytest
 
 from tests.services.conftest import System
 
@@ -49,7 +48,11 @@ class TestPasswordGrant:
         for username in ("admin", "nobody-here"):
             response = httpx.post(
                 f"{system.auth}/token",
-                data={"grant_type": "password", "username": username, "password": "wrong-password-123"},
+                data={
+                    "grant_type": "password",
+                    "username": username,
+                    "password": "wrong-password-123",
+                },
                 headers={"X-Request-ID": "same-id"},
             )
             body = problem(response, 400)
@@ -61,8 +64,16 @@ class TestPasswordGrant:
         """A disabled account gets the same invalid_grant as a wrong password."""
         password = system.add_user("carol")
         admin = system.token()["access_token"]
-        carol_id = httpx.get(f"{system.auth}/users/me", headers=system.bearer(system.token("carol", password)["access_token"])).json()["id"]
-        assert httpx.post(f"{system.auth}/users/{carol_id}/disable", headers=system.bearer(admin)).status_code == 200
+        carol_id = httpx.get(
+            f"{system.auth}/users/me",
+            headers=system.bearer(system.token("carol", password)["access_token"]),
+        ).json()["id"]
+        assert (
+            httpx.post(
+                f"{system.auth}/users/{carol_id}/disable", headers=system.bearer(admin)
+            ).status_code
+            == 200
+        )
         response = httpx.post(
             f"{system.auth}/token",
             data={"grant_type": "password", "username": "carol", "password": password},
@@ -81,7 +92,12 @@ class TestPasswordGrant:
         password = system.add_user("erin")
         response = httpx.post(
             f"{system.auth}/token",
-            data={"grant_type": "password", "username": "erin", "password": password, "scope": "orders:read users:write"},
+            data={
+                "grant_type": "password",
+                "username": "erin",
+                "password": password,
+                "scope": "orders:read users:write",
+            },
         )
         assert problem(response, 400)["error"] == "invalid_scope"
 
@@ -101,16 +117,19 @@ class TestRefresh:
         """A refresh token works once; replaying it revokes the whole family."""
         first = system.token()
         second = httpx.post(
-            f"{system.auth}/token", data={"grant_type": "refresh_token", "refresh_token": first["refresh_token"]}
+            f"{system.auth}/token",
+            data={"grant_type": "refresh_token", "refresh_token": first["refresh_token"]},
         ).json()
         assert second["refresh_token"] != first["refresh_token"]
         replay = httpx.post(
-            f"{system.auth}/token", data={"grant_type": "refresh_token", "refresh_token": first["refresh_token"]}
+            f"{system.auth}/token",
+            data={"grant_type": "refresh_token", "refresh_token": first["refresh_token"]},
         )
         assert problem(replay, 400)["error"] == "invalid_grant"
         # The successor died with its family, and so did the access token minted from it.
         successor = httpx.post(
-            f"{system.auth}/token", data={"grant_type": "refresh_token", "refresh_token": second["refresh_token"]}
+            f"{system.auth}/token",
+            data={"grant_type": "refresh_token", "refresh_token": second["refresh_token"]},
         )
         assert problem(successor, 400)["error"] == "invalid_grant"
         me = httpx.get(f"{system.auth}/users/me", headers=system.bearer(second["access_token"]))
@@ -121,20 +140,27 @@ class TestRefresh:
         first = system.token(scope="orders:read")
         wider = httpx.post(
             f"{system.auth}/token",
-            data={"grant_type": "refresh_token", "refresh_token": first["refresh_token"], "scope": "orders:read orders:write"},
+            data={
+                "grant_type": "refresh_token",
+                "refresh_token": first["refresh_token"],
+                "scope": "orders:read orders:write",
+            },
         )
         assert problem(wider, 400)["error"] == "invalid_scope"
 
     def test_refresh_token_is_not_an_access_token(self, system: System) -> None:
         """A refresh token presented as a bearer token is refused."""
         first = system.token()
-        problem(httpx.get(f"{system.auth}/users/me", headers=system.bearer(first["refresh_token"])), 401)
+        problem(
+            httpx.get(f"{system.auth}/users/me", headers=system.bearer(first["refresh_token"])), 401
+        )
 
     def test_access_token_is_not_a_refresh_token(self, system: System) -> None:
         """An access token presented as a refresh token is refused."""
         first = system.token()
         response = httpx.post(
-            f"{system.auth}/token", data={"grant_type": "refresh_token", "refresh_token": first["access_token"]}
+            f"{system.auth}/token",
+            data={"grant_type": "refresh_token", "refresh_token": first["access_token"]},
         )
         problem(response, 400)
 
@@ -143,9 +169,13 @@ class TestRevocationAndLogout:
     def test_revoke_refresh_token(self, system: System) -> None:
         """RFC 7009: revoking a refresh token ends its family; the answer is 200."""
         first = system.token()
-        assert httpx.post(f"{system.auth}/revoke", data={"token": first["refresh_token"]}).status_code == 200
+        assert (
+            httpx.post(f"{system.auth}/revoke", data={"token": first["refresh_token"]}).status_code
+            == 200
+        )
         again = httpx.post(
-            f"{system.auth}/token", data={"grant_type": "refresh_token", "refresh_token": first["refresh_token"]}
+            f"{system.auth}/token",
+            data={"grant_type": "refresh_token", "refresh_token": first["refresh_token"]},
         )
         problem(again, 400)
 
@@ -156,7 +186,12 @@ class TestRevocationAndLogout:
     def test_revoke_access_token(self, system: System) -> None:
         """A revoked access token stops working at the issuer at once."""
         token = system.token()["access_token"]
-        assert httpx.post(f"{system.auth}/revoke", data={"token": token, "token_type_hint": "access_token"}).status_code == 200
+        assert (
+            httpx.post(
+                f"{system.auth}/revoke", data={"token": token, "token_type_hint": "access_token"}
+            ).status_code
+            == 200
+        )
         problem(httpx.get(f"{system.auth}/users/me", headers=system.bearer(token)), 401)
 
     def test_logout_is_honoured_by_orders_within_two_seconds(self, system: System) -> None:
@@ -173,7 +208,8 @@ class TestRevocationAndLogout:
         assert 'error="invalid_token"' in refused.headers["www-authenticate"]
         # The refresh family died too.
         again = httpx.post(
-            f"{system.auth}/token", data={"grant_type": "refresh_token", "refresh_token": body["refresh_token"]}
+            f"{system.auth}/token",
+            data={"grant_type": "refresh_token", "refresh_token": body["refresh_token"]},
         )
         problem(again, 400)
 
@@ -211,7 +247,9 @@ class TestClientsAndIntrospection:
     def test_bad_client_secret(self, system: System) -> None:
         """A wrong client secret is 401 invalid_client with a Basic challenge."""
         response = httpx.post(
-            f"{system.auth}/token", data={"grant_type": "client_credentials"}, auth=("orders", "wrong")
+            f"{system.auth}/token",
+            data={"grant_type": "client_credentials"},
+            auth=("orders", "wrong"),
         )
         assert problem(response, 401)["error"] == "invalid_client"
         assert response.headers["www-authenticate"].startswith("Basic")
@@ -222,7 +260,9 @@ class TestClientsAndIntrospection:
         auth = ("orders", self._orders_secret(system))
         active = httpx.post(f"{system.auth}/introspect", data={"token": token}, auth=auth).json()
         assert active["active"] is True and active["username"] == "admin"
-        inactive = httpx.post(f"{system.auth}/introspect", data={"token": "garbage"}, auth=auth).json()
+        inactive = httpx.post(
+            f"{system.auth}/introspect", data={"token": "garbage"}, auth=auth
+        ).json()
         assert inactive == {"active": False}
 
     def test_introspection_needs_client_auth(self, system: System) -> None:
@@ -260,11 +300,23 @@ class TestUsersAndDiscovery:
         """Duplicate names are 409; unknown roles and short passwords are 4xx naming the field."""
         admin = system.bearer(system.token()["access_token"])
         system.add_user("hank")
-        dup = httpx.post(f"{system.auth}/users", json={"username": "hank", "password": "another-password"}, headers=admin)
+        dup = httpx.post(
+            f"{system.auth}/users",
+            json={"username": "hank", "password": "another-password"},
+            headers=admin,
+        )
         problem(dup, 409)
-        role = httpx.post(f"{system.auth}/users", json={"username": "ivy", "password": "ivy-password-long", "roles": ["root"]}, headers=admin)
-        assert "roles" in str(problem(role, 400)["detail"]) or problem(role, 400)["field"] == "roles"
-        short = httpx.post(f"{system.auth}/users", json={"username": "ivy", "password": "short"}, headers=admin)
+        role = httpx.post(
+            f"{system.auth}/users",
+            json={"username": "ivy", "password": "ivy-password-long", "roles": ["root"]},
+            headers=admin,
+        )
+        assert (
+            "roles" in str(problem(role, 400)["detail"]) or problem(role, 400)["field"] == "roles"
+        )
+        short = httpx.post(
+            f"{system.auth}/users", json={"username": "ivy", "password": "short"}, headers=admin
+        )
         assert "password" in str(problem(short, 422)["detail"])
 
     def test_role_change_voids_old_tokens(self, system: System) -> None:
@@ -273,7 +325,9 @@ class TestUsersAndDiscovery:
         token = system.token("jack", password)["access_token"]
         jack = httpx.get(f"{system.auth}/users/me", headers=system.bearer(token)).json()["id"]
         admin = system.bearer(system.token()["access_token"])
-        changed = httpx.put(f"{system.auth}/users/{jack}/roles", json={"roles": ["user"]}, headers=admin)
+        changed = httpx.put(
+            f"{system.auth}/users/{jack}/roles", json={"roles": ["user"]}, headers=admin
+        )
         assert changed.json()["roles"] == ["user"]
         problem(httpx.get(f"{system.auth}/users/me", headers=system.bearer(token)), 401)
 
@@ -302,14 +356,22 @@ class TestUsersAndDiscovery:
         assert {"active", "retiring"} <= states
         assert httpx.get(f"{system.orders}/orders", headers=system.bearer(admin)).status_code == 200
         fresh = system.token()["access_token"]
-        assert claims_of(fresh) and httpx.get(f"{system.orders}/orders", headers=system.bearer(fresh)).status_code == 200
+        assert (
+            claims_of(fresh)
+            and httpx.get(f"{system.orders}/orders", headers=system.bearer(fresh)).status_code
+            == 200
+        )
 
 
 class TestApiKeys:
     def test_api_key_lifecycle(self, system: System) -> None:
         """Created once (shown once), scoped, usable at orders, revoked within 2 s."""
         admin = system.bearer(system.token()["access_token"])
-        created = httpx.post(f"{system.auth}/apikeys", json={"name": "robot", "scopes": ["orders:read"]}, headers=admin)
+        created = httpx.post(
+            f"{system.auth}/apikeys",
+            json={"name": "robot", "scopes": ["orders:read"]},
+            headers=admin,
+        )
         assert created.status_code == 201, created.text
         key = created.json()["key"]
         assert key.startswith("brb_")
@@ -318,8 +380,16 @@ class TestApiKeys:
         headers = {"X-API-Key": key}
         assert httpx.get(f"{system.orders}/orders", headers=headers).status_code == 200
         # Scoped: it cannot write.
-        problem(httpx.post(f"{system.orders}/orders", json={"item": "x", "quantity": 1}, headers=headers), 403)
-        assert httpx.delete(f"{system.auth}/apikeys/{created.json()['id']}", headers=admin).status_code == 204
+        problem(
+            httpx.post(
+                f"{system.orders}/orders", json={"item": "x", "quantity": 1}, headers=headers
+            ),
+            403,
+        )
+        assert (
+            httpx.delete(f"{system.auth}/apikeys/{created.json()['id']}", headers=admin).status_code
+            == 204
+        )
         start = time.monotonic()
         while httpx.get(f"{system.orders}/orders", headers=headers).status_code == 200:
             assert time.monotonic() - start < 2.0

@@ -17,7 +17,9 @@ def problem(response: httpx.Response, status: int) -> dict[str, object]:
 def test_create_and_read_order(system: System) -> None:
     """A complete order is 201 with its id and Location; the owner reads it back."""
     headers = system.bearer(system.token()["access_token"])
-    response = httpx.post(f"{system.orders}/orders", json={"item": "tea", "quantity": 2}, headers=headers)
+    response = httpx.post(
+        f"{system.orders}/orders", json={"item": "tea", "quantity": 2}, headers=headers
+    )
     assert response.status_code == 201
     order = response.json()
     assert response.headers["location"] == f"/orders/{order['id']}"
@@ -29,11 +31,15 @@ def test_someone_elses_order_is_404(system: System) -> None:
     """Another user's order answers 404 exactly like a missing one (no id probing)."""
     alice = system.bearer(system.token("alice", system.add_user("alice"))["access_token"])
     bob = system.bearer(system.token("bob", system.add_user("bob"))["access_token"])
-    order = httpx.post(f"{system.orders}/orders", json={"item": "tea", "quantity": 1}, headers=alice).json()
+    order = httpx.post(
+        f"{system.orders}/orders", json={"item": "tea", "quantity": 1}, headers=alice
+    ).json()
     theirs = httpx.get(f"{system.orders}/orders/{order['id']}", headers=bob)
     missing = httpx.get(f"{system.orders}/orders/999999", headers=bob)
     assert problem(theirs, 404)["detail"] == problem(missing, 404)["detail"]
-    assert order["id"] not in [o["id"] for o in httpx.get(f"{system.orders}/orders", headers=bob).json()]
+    assert order["id"] not in [
+        o["id"] for o in httpx.get(f"{system.orders}/orders", headers=bob).json()
+    ]
     # An admin may read it.
     admin = system.bearer(system.token()["access_token"])
     assert httpx.get(f"{system.orders}/orders/{order['id']}", headers=admin).status_code == 200
@@ -44,7 +50,11 @@ def test_dashboard_needs_admin_role(system: System) -> None:
     user = system.bearer(system.token("una", system.add_user("una"))["access_token"])
     problem(httpx.get(f"{system.orders}/admin/dashboard", headers=user), 403)
     admin = system.bearer(system.token()["access_token"])
-    assert set(httpx.get(f"{system.orders}/admin/dashboard", headers=admin).json()) == {"orders", "customers", "items"}
+    assert set(httpx.get(f"{system.orders}/admin/dashboard", headers=admin).json()) == {
+        "orders",
+        "customers",
+        "items",
+    }
 
 
 def test_no_token_is_401_with_challenge(system: System) -> None:
@@ -57,7 +67,9 @@ def test_no_token_is_401_with_challenge(system: System) -> None:
 def test_missing_scope_is_403(system: System) -> None:
     """A read-only token cannot place orders: 403 insufficient_scope."""
     headers = system.bearer(system.token(scope="orders:read")["access_token"])
-    response = httpx.post(f"{system.orders}/orders", json={"item": "tea", "quantity": 1}, headers=headers)
+    response = httpx.post(
+        f"{system.orders}/orders", json={"item": "tea", "quantity": 1}, headers=headers
+    )
     problem(response, 403)
     assert 'scope="orders:write"' in response.headers["www-authenticate"]
 
@@ -77,7 +89,9 @@ def test_missing_scope_is_403(system: System) -> None:
 def test_strict_order_input(system: System, body: dict[str, object], field: str) -> None:
     """Bad orders are 422 naming the field; nothing is coerced or mass-assigned."""
     headers = system.bearer(system.token()["access_token"])
-    errors = problem(httpx.post(f"{system.orders}/orders", json=body, headers=headers), 422)["errors"]
+    errors = problem(httpx.post(f"{system.orders}/orders", json=body, headers=headers), 422)[
+        "errors"
+    ]
     assert field in [e["field"] for e in errors]  # type: ignore[union-attr]
 
 

@@ -47,14 +47,30 @@ class Load(threading.Thread):
             tokens: dict[str, str] = {}
             while not self.stop.is_set():
                 if not tokens or self.requests % 7 == 0:
-                    r = client.post(f"{self.auth}/token", data={"grant_type": "password", "username": "admin", "password": self.password})
+                    r = client.post(
+                        f"{self.auth}/token",
+                        data={
+                            "grant_type": "password",
+                            "username": "admin",
+                            "password": self.password,
+                        },
+                    )
                 else:
-                    r = client.post(f"{self.auth}/token", data={"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]})
+                    r = client.post(
+                        f"{self.auth}/token",
+                        data={
+                            "grant_type": "refresh_token",
+                            "refresh_token": tokens["refresh_token"],
+                        },
+                    )
                 self._check(r, "token")
                 if r.status_code == 200:
                     tokens = r.json()
                 for _ in range(3):
-                    r = client.get(f"{self.orders}/orders", headers={"Authorization": f"Bearer {tokens['access_token']}"})
+                    r = client.get(
+                        f"{self.orders}/orders",
+                        headers={"Authorization": f"Bearer {tokens['access_token']}"},
+                    )
                     self._check(r, "orders")
 
     def _check(self, response: httpx.Response, what: str) -> None:
@@ -67,7 +83,9 @@ def test_rotation_under_load(tmp_path: Path) -> None:
     settings = make_settings(
         tmp_path,
         None,
-        tokens=TokenSettings(issuer=ISSUER, access_ttl=timedelta(seconds=30), leeway=timedelta(seconds=1)),
+        tokens=TokenSettings(
+            issuer=ISSUER, access_ttl=timedelta(seconds=30), leeway=timedelta(seconds=1)
+        ),
         key=KeySettings(publish_delay=timedelta(seconds=1)),
         service_name="auth",
         ratelimit=TEST_RATELIMIT.model_copy(update={"enabled": False}),
@@ -79,36 +97,65 @@ def test_rotation_under_load(tmp_path: Path) -> None:
         orders_settings = make_settings(
             tmp_path,
             None,
-            tokens=TokenSettings(issuer=ISSUER, identity_url=auth.url, jwks_refresh_interval=timedelta(seconds=0.3)),
-            client=ClientSettings(id="orders", secret_file=DataDir(tmp_path).client_secret("orders")),
+            tokens=TokenSettings(
+                issuer=ISSUER, identity_url=auth.url, jwks_refresh_interval=timedelta(seconds=0.3)
+            ),
+            client=ClientSettings(
+                id="orders", secret_file=DataDir(tmp_path).client_secret("orders")
+            ),
             ratelimit=TEST_RATELIMIT.model_copy(update={"enabled": False}),
         )
         with ServerThread(create_orders(orders_settings)) as orders:
             load = Load(auth.url, orders.url, shown["admin_password"])
+
             def admin_token() -> str:
                 return str(
                     httpx.post(
                         f"{auth.url}/token",
-                        data={"grant_type": "password", "username": "admin", "password": shown["admin_password"]},
+                        data={
+                            "grant_type": "password",
+                            "username": "admin",
+                            "password": shown["admin_password"],
+                        },
                     ).json()["access_token"]
                 )
 
             admin = admin_token()
-            first_kid = httpx.get(f"{auth.url}/keys", headers={"Authorization": f"Bearer {admin}"}).json()[0]["kid"]
+            first_kid = httpx.get(
+                f"{auth.url}/keys", headers={"Authorization": f"Bearer {admin}"}
+            ).json()[0]["kid"]
             load.start()
             try:
                 for step in range(5):
                     admin = admin_token()
-                    publish = httpx.post(f"{auth.url}/keys/rotate", headers={"Authorization": f"Bearer {admin}"})
+                    publish = httpx.post(
+                        f"{auth.url}/keys/rotate", headers={"Authorization": f"Bearer {admin}"}
+                    )
                     assert publish.status_code == 200, publish.text
                     time.sleep(1.2)
-                    promote = httpx.post(f"{auth.url}/keys/rotate", headers={"Authorization": f"Bearer {admin}"})
+                    promote = httpx.post(
+                        f"{auth.url}/keys/rotate", headers={"Authorization": f"Bearer {admin}"}
+                    )
                     assert promote.status_code == 200, promote.text
                     if step == 2:
-                        env = {k: v for k, v in os.environ.items() if not k.startswith("BARBACANA_")}
+                        env = {
+                            k: v for k, v in os.environ.items() if not k.startswith("BARBACANA_")
+                        }
                         rewrap = subprocess.run(
-                            [sys.executable, "-m", "barbacana.cli", "keys", "rewrap", "--rotate-kek", "--data-dir", str(tmp_path)],
-                            capture_output=True, text=True, env=env, timeout=60,
+                            [
+                                sys.executable,
+                                "-m",
+                                "barbacana.cli",
+                                "keys",
+                                "rewrap",
+                                "--rotate-kek",
+                                "--data-dir",
+                                str(tmp_path),
+                            ],
+                            capture_output=True,
+                            text=True,
+                            env=env,
+                            timeout=60,
                         )
                         assert rewrap.returncode == 0, rewrap.stderr
                     time.sleep(0.5)
@@ -118,6 +165,8 @@ def test_rotation_under_load(tmp_path: Path) -> None:
             assert load.requests > 50
             assert load.failures == [], load.failures[:5]
             admin = admin_token()
-            keys = httpx.get(f"{auth.url}/keys", headers={"Authorization": f"Bearer {admin}"}).json()
+            keys = httpx.get(
+                f"{auth.url}/keys", headers={"Authorization": f"Bearer {admin}"}
+            ).json()
             assert sum(1 for key in keys if key["state"] != "next") >= 6
             assert {key["kid"]: key["state"] for key in keys}[first_kid] in ("retiring", "retired")

@@ -1,4 +1,4 @@
-"""The layers together, over HTTP: audit events, brute-force lockout, rate limits, no secret leaks."""
+"""The layers together over HTTP: audit events, lockout, rate limits, no secret leaks."""
 
 from __future__ import annotations
 
@@ -6,19 +6,22 @@ import json
 import time
 
 import httpx
+
 from tests.services.conftest import System
 
 
 def audit_events(system: System, **params: str) -> list[dict[str, object]]:
     admin = system.bearer(system.token()["access_token"])
-    response = httpx.get(f"{system.auth}/audit/events", params={"limit": "500", **params}, headers=admin)
+    response = httpx.get(
+        f"{system.auth}/audit/events", params={"limit": "500", **params}, headers=admin
+    )
     assert response.status_code == 200, response.text
     return response.json()["events"]  # type: ignore[no-any-return]
 
 
 class TestAuditOverHttp:
     def test_login_events_carry_actor_address_and_request_id(self, system: System) -> None:
-        """A failed and a successful login are in the trail with address and the client's request id."""
+        """Failed and successful logins are audited with address and the client's request id."""
         httpx.post(
             f"{system.auth}/token",
             data={"grant_type": "password", "username": "admin", "password": "not-the-password"},
@@ -42,13 +45,18 @@ class TestAuditOverHttp:
         httpx.get(f"{system.auth}/users/me", headers={"X-Request-ID": "req-denied-1"})
         system.add_user("quinn")
         events = audit_events(system)
-        assert any(e["action"] == "access.denied" and e["request_id"] == "req-denied-1" for e in events)
+        assert any(
+            e["action"] == "access.denied" and e["request_id"] == "req-denied-1" for e in events
+        )
         assert any(e["action"] == "user.created" for e in events)
 
     def test_audit_api_needs_scope(self, system: System) -> None:
         """A plain user cannot read the trail."""
         token = system.token("rita", system.add_user("rita"))["access_token"]
-        assert httpx.get(f"{system.auth}/audit/events", headers=system.bearer(token)).status_code == 403
+        assert (
+            httpx.get(f"{system.auth}/audit/events", headers=system.bearer(token)).status_code
+            == 403
+        )
 
     def test_order_created_is_audited_at_orders(self, system: System) -> None:
         """orders records order.created in its own trail (verified by the CLI elsewhere)."""
@@ -66,14 +74,18 @@ class TestAuditOverHttp:
 
 class TestBruteForce:
     def test_account_locks_within_thirty_failures_and_reveals_nothing(self, system: System) -> None:
-        """Repeated failures lock the account (429 + Retry-After); unknown accounts answer the same."""
+        """Failures lock an account (429, Retry-After); unknown accounts answer the same."""
         password = system.add_user("sam")
         answers = {}
         for username in ("sam", "nobody-at-all"):
-            for attempt in range(30):
+            for attempt in range(30):  # noqa: B007 -- compared after the loop
                 response = httpx.post(
                     f"{system.auth}/token",
-                    data={"grant_type": "password", "username": username, "password": "wrong-password!"},
+                    data={
+                        "grant_type": "password",
+                        "username": username,
+                        "password": "wrong-password!",
+                    },
                     timeout=60,
                 )
                 if response.status_code == 429:
@@ -116,13 +128,28 @@ def test_secrets_never_reach_the_trail_or_logs(system: System, capfd: object) ->
     password = system.add_user("tess")
     body = system.token("tess", password)
     admin = system.bearer(system.token()["access_token"])
-    key = httpx.post(f"{system.auth}/apikeys", json={"name": "bot", "scopes": ["orders:read"]}, headers=admin).json()["key"]
+    key = httpx.post(
+        f"{system.auth}/apikeys", json={"name": "bot", "scopes": ["orders:read"]}, headers=admin
+    ).json()["key"]
     httpx.get(f"{system.orders}/orders", headers={"X-API-Key": key})
-    httpx.post(f"{system.auth}/token", data={"grant_type": "password", "username": "tess", "password": password + "x"})
+    httpx.post(
+        f"{system.auth}/token",
+        data={"grant_type": "password", "username": "tess", "password": password + "x"},
+    )
     httpx.post(f"{system.auth}/revoke", data={"token": body["refresh_token"]})
-    httpx.get(f"{system.orders}/orders", headers={"Authorization": f"Bearer {body['access_token']}x"})
+    httpx.get(
+        f"{system.orders}/orders", headers={"Authorization": f"Bearer {body['access_token']}x"}
+    )
     client_secret = (system.data_dir / "secrets" / "orders.client-secret").read_text()
-    secrets = [password, password + "x", body["access_token"], body["refresh_token"], key, client_secret, system.admin_password]
+    secrets = [
+        password,
+        password + "x",
+        body["access_token"],
+        body["refresh_token"],
+        key,
+        client_secret,
+        system.admin_password,
+    ]
     time.sleep(0.5)  # bulk access events are group-committed
     stored = json.dumps(audit_events(system))
     for secret in secrets:

@@ -81,4 +81,8 @@ def actor_of(principal: Principal | None) -> dict[str, str | None]:
         return {"type": "anonymous"}
     if principal.kind == "api_key":
         return {"type": "apikey", "id": principal.credential_id, "name": principal.username}
-    return {"type": _ACTOR_TYPES[principal.kind], "id": principal.subject, "name": principal.username}
+    return {
+        "type": _ACTOR_TYPES[principal.kind],
+        "id": principal.subject,
+        "name": principal.username,
+    }

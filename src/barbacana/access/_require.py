@@ -106,7 +106,9 @@ def _authenticator(request: Request) -> Authenticator:
     if not isinstance(authenticator, Authenticator):
         from ..errors import ConfigurationError
 
-        raise ConfigurationError("this app has no Authenticator; set app.state.barbacana_authenticator")
+        raise ConfigurationError(
+            "this app has no Authenticator; set app.state.barbacana_authenticator"
+        )
     return authenticator
 
 
@@ -171,5 +173,3 @@ class RequireRole:
 def require_role(*roles: str) -> Any:
     """``Depends(...)`` for a role check, e.g. ``Depends(require_role("admin"))``."""
     return Depends(RequireRole(*roles))
-
-

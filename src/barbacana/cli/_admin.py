@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from ..audit import migrate as migrate_audit
 from ..identity import Identity, KeySealer, UserExistsError
 from ..services._runtime import DataDir, open_sealer
+from ..services.chat.app import MIGRATIONS as CHAT_MIGRATIONS
 from ..services.orders.app import MIGRATIONS as ORDERS_MIGRATIONS
 from ..settings import Settings
 from ..storage import Database
@@ -51,6 +52,7 @@ async def bootstrap(settings: Settings, sealer: KeySealer | None = None) -> dict
     async with identity_context(settings, sealer) as identity:
         await identity.db.migrate(ORDERS_MIGRATIONS, "alembic_version_orders")
         await migrate_audit(identity.db)
+        await identity.db.migrate(CHAT_MIGRATIONS, "alembic_version_chat")
         for client_id, scopes in INTERNAL_CLIENTS.items():
             path = data.client_secret(client_id)
             if await identity.clients.get(client_id) is None or not path.exists():

@@ -53,7 +53,9 @@ def fail(message: str, code: int = 1) -> NoReturn:
     raise typer.Exit(code)
 
 
-def emit(rows: Sequence[dict[str, Any]], columns: Iterable[str], *, as_json: bool, title: str) -> None:
+def emit(
+    rows: Sequence[dict[str, Any]], columns: Iterable[str], *, as_json: bool, title: str
+) -> None:
     """Print ``rows`` as a rich table, or as JSON."""
     if as_json:
         typer.echo(json.dumps(list(rows), indent=2, default=str))

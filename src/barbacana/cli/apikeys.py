@@ -58,7 +58,7 @@ def list_keys(data_dir: DataDirOption = None, as_json: JsonOption = False) -> No
                     "scopes": " ".join(k.scopes),
                     "revoked_at": k.revoked_at,
                 }
-                for k in await identity.api_keys.list()
+                for k in await identity.api_keys.all()
             ]
 
     emit(run(go()), COLUMNS, as_json=as_json, title="API keys")

@@ -88,7 +88,10 @@ def rewrap(
         async with identity_context(settings, current) as identity:
             if rotate_kek:
                 if settings.secrets.kek_ref != "file://kek":
-                    fail("--rotate-kek manages the data directory's KEK file; rotate it at its source")
+                    fail(
+                        "--rotate-kek manages the KEK file of the data directory; "
+                        "rotate another KEK at its source"
+                    )
                 new = KeyEncryptionKey.generate()
                 old = current.kek
                 moved = await identity.keys.rewrap(Sealer(new, previous=[old]))
@@ -97,9 +100,7 @@ def rewrap(
                 return moved
             source = settings.secrets.model_copy(update={"kek_ref": from_kek_ref})
             previous = await open_sealer(settings.model_copy(update={"secrets": source}))
-            return await identity.keys.rewrap(
-                Sealer(current.kek, previous=[previous.kek])
-            )
+            return await identity.keys.rewrap(Sealer(current.kek, previous=[previous.kek]))
 
     moved = run(go())
     typer.echo(f"rewrapped {moved} key(s)")

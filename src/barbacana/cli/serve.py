@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import functools
-from enum import Enum
+from enum import StrEnum
 from typing import Annotated, Any
 
 import typer
 import uvicorn
 
+from ..logs import configure_logging
 from ..services._runtime import DataDir
 from ..transport import Pki, mtls_client, serve_config
 from ._common import DataDirOption, load_settings, run
 
 
-class Service(str, Enum):
+class Service(StrEnum):
     auth = "auth"
     orders = "orders"
     chat = "chat"
@@ -29,6 +30,8 @@ def serve(
 ) -> None:
     """Serve SERVICE with uvicorn until SIGINT/SIGTERM (HTTPS with the data directory's CA)."""
     settings = load_settings(data_dir, service_name=service.value)
+    # JSON lines with the request id on every line; secrets redacted (DESIGN invariant 10).
+    configure_logging(service.value, "DEBUG" if settings.debug else "INFO")
     pki = None if plain_http else Pki(DataDir(settings.data_dir).pki, settings=settings.transport)
     if service is Service.auth:
         from ..services._runtime import open_sealer
@@ -59,7 +62,7 @@ def serve(
             # Tickets are redeemed at the identity service with this service's certificate.
             factory = functools.partial(mtls_client, pki, "chat", settings=settings.transport)
             application = create_chat(settings, ws, client_factory=factory)
-    options: dict[str, Any] = {"access_log": False, "lifespan": "on", "log_level": "info"}
+    options: dict[str, Any] = {"access_log": False, "lifespan": "on", "log_config": None}
     if service is Service.chat:
         # The server refuses oversize frames from their header, and pings idle peers.
         options.update(uvicorn_ws_options(ws))

@@ -6,7 +6,7 @@ import ipaddress
 import json
 import os
 import signal
-import subprocess
+import subprocess  # nosec B404 -- starts the reference services, never a shell
 import sys
 import time
 from dataclasses import dataclass
@@ -78,7 +78,9 @@ def _wait_ready(child: _Child, ca_file: Path | None, timeout: float = 60.0) -> N
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if child.process.poll() is not None:
-            fail(f"the {child.name} service exited during start-up (code {child.process.returncode})")
+            fail(
+                f"the {child.name} service exited during start-up (code {child.process.returncode})"
+            )
         try:
             verify: str | bool = str(ca_file) if ca_file else True
             response = httpx.get(f"{child.url}/ready", timeout=2.0, verify=verify)
@@ -128,7 +130,9 @@ def up(
     names = ("auth", "orders", "chat")
     if pki is not None:
         _issue(pki, names, host)
-    found = deployment_warnings(settings.model_copy(update={"data_dir": root}), plain_http=plain_http)
+    found = deployment_warnings(
+        settings.model_copy(update={"data_dir": root}), plain_http=plain_http
+    )
     if found:
         print_messages(found)
     common = {
@@ -171,12 +175,23 @@ def up(
     signal.signal(signal.SIGTERM, on_signal)
     try:
         for name, url, port, extra in specs:
-            command = [sys.executable, "-m", "barbacana.cli", "serve", name, "--host", host,
-                       "--port", str(port), "--data-dir", str(root)]
+            command = [
+                sys.executable,
+                "-m",
+                "barbacana.cli",
+                "serve",
+                name,
+                "--host",
+                host,
+                "--port",
+                str(port),
+                "--data-dir",
+                str(root),
+            ]
             if plain_http:
                 command.append("--plain-http")
             env = _environment(root, {**common, **extra})
-            process = subprocess.Popen(command, env=env)  # noqa: S603 -- our own interpreter and module
+            process = subprocess.Popen(command, env=env)  # noqa: S603  # nosec B603 -- our interpreter
             children.append(_Child(name, url, process))
             _wait_ready(children[-1], pki.ca_file if pki else None)
         _banner(children, shown, settings.identity.admin_username, pki.ca_file if pki else None)
@@ -188,7 +203,9 @@ def up(
                 renew_at = time.monotonic() + 60
             for child in children:
                 if child.process.poll() is not None:
-                    console.print(f"[red]{child.name} exited (code {child.process.returncode}); stopping[/]")
+                    console.print(
+                        f"[red]{child.name} exited (code {child.process.returncode}); stopping[/]"
+                    )
                     stopping = True
             time.sleep(0.2)
     finally:
@@ -216,12 +233,12 @@ def _banner(children: list[_Child], shown: dict[str, str], admin: str, ca: Path 
         f"    TOKEN=$(curl -s {cacert}-d grant_type=password -d username={admin} "
         f"--data-urlencode password=PASSWORD {auth}/token | python3 -c "
         "'import json,sys;print(json.load(sys.stdin)[\"access_token\"])')\n"
-        f"    curl -s {cacert}-H \"Authorization: Bearer $TOKEN\" {orders}/orders"
+        f'    curl -s {cacert}-H "Authorization: Bearer $TOKEN" {orders}/orders'
     )
     if len(children) > 2:
         chat = children[2].url.replace("https://", "wss://").replace("http://", "ws://")
         console.print(
-            f"    curl -s {cacert}-X POST -H \"Authorization: Bearer $TOKEN\" {auth}/ws/tickets\n"
+            f'    curl -s {cacert}-X POST -H "Authorization: Bearer $TOKEN" {auth}/ws/tickets\n'
             f"    # then open {chat}/ws/general offering the subprotocols\n"
             "    # barbacana.chat.v1 and barbacana.ticket.<ticket> (single use, 30 s)"
         )

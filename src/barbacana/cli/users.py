@@ -64,7 +64,7 @@ def list_users(data_dir: DataDirOption = None, as_json: JsonOption = False) -> N
 
     async def go() -> list[dict[str, object]]:
         async with identity_context(settings) as identity:
-            return [_row(user) for user in await identity.users.list()]
+            return [_row(user) for user in await identity.users.all()]
 
     emit(run(go()), ["id", "username", "roles", "disabled"], as_json=as_json, title="Users")
 
@@ -79,7 +79,9 @@ def disable(name: str, data_dir: DataDirOption = None, as_json: JsonOption = Fal
             user = await identity.users.by_name(name)
             return _row(await identity.users.set_disabled(user.id, True))
 
-    emit([run(go())], ["id", "username", "roles", "disabled"], as_json=as_json, title="User disabled")
+    emit(
+        [run(go())], ["id", "username", "roles", "disabled"], as_json=as_json, title="User disabled"
+    )
 
 
 @app.command("roles")

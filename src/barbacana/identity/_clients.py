@@ -100,9 +100,13 @@ class ClientStore:
         # Compare against a throwaway digest when the client is unknown: same work.
         stored = row.secret_hash if row is not None else digest(secrets.token_hex(8))
         ok = matches(secret, stored)
-        if not ok and row is not None and row.previous_secret_hash is not None:
-            if (row.previous_expires_at or 0.0) > self._clock():
-                ok = matches(secret, row.previous_secret_hash)
+        overlapping = (
+            row is not None
+            and row.previous_secret_hash is not None
+            and (row.previous_expires_at or 0.0) > self._clock()
+        )
+        if not ok and overlapping and row is not None:
+            ok = matches(secret, row.previous_secret_hash)
         if row is None or not ok or row.disabled:
             raise InvalidClientError("client authentication failed")
         return ServiceClient(row.client_id, tuple(row.scopes), bool(row.disabled))
@@ -190,7 +194,9 @@ class ApiKeyStore:
         if row is None or not matches(full, stored):
             raise ApiKeyInvalidError("invalid API key")
         key = _api_key(row)
-        if key.revoked_at is not None or (key.expires_at is not None and key.expires_at <= self._clock()):
+        if key.revoked_at is not None or (
+            key.expires_at is not None and key.expires_at <= self._clock()
+        ):
             raise ApiKeyInvalidError("invalid API key")
         return key
 
@@ -206,7 +212,7 @@ class ApiKeyStore:
                 await self._revocations.api_key(conn, key_id)
         return bool(result.rowcount)
 
-    async def list(self, owner_id: str | None = None) -> list[ApiKey]:
+    async def all(self, owner_id: str | None = None) -> list[ApiKey]:
         """Keys, newest first (optionally one owner's)."""
         query = select(api_keys).order_by(api_keys.c.created_at.desc())
         if owner_id is not None:

@@ -106,7 +106,9 @@ class KeyStore:
                         kid=key.kid,
                         alg=key.alg,
                         state=key.state,
-                        sealed_private_key=self._sealer.seal(key.private_pkcs8(), aad=key.kid.encode()),
+                        sealed_private_key=self._sealer.seal(
+                            key.private_pkcs8(), aad=key.kid.encode()
+                        ),
                         public_jwk=key.public_jwk(),
                         created_at=key.created_at,
                         activated_at=key.activated_at,
@@ -131,7 +133,9 @@ class KeyStore:
         async with self._db.begin() as conn:
             if self._db.dialect == "postgresql":
                 await conn.execute(select(signing_keys.c.kid).with_for_update())
-            rows = (await conn.execute(select(signing_keys).where(signing_keys.c.state != "retired"))).all()
+            rows = (
+                await conn.execute(select(signing_keys).where(signing_keys.c.state != "retired"))
+            ).all()
             current = [self._open(row) for row in rows]
             now = self._clock()
             waiting = [key.created_at for key in current if key.state == "next"]
@@ -170,7 +174,9 @@ class KeyStore:
         """
         moved = 0
         async with self._db.begin() as conn:
-            rows = (await conn.execute(select(signing_keys.c.kid, signing_keys.c.sealed_private_key))).all()
+            rows = (
+                await conn.execute(select(signing_keys.c.kid, signing_keys.c.sealed_private_key))
+            ).all()
             for kid, blob in rows:
                 if not sealer.needs_rewrap(blob):
                     continue
@@ -188,7 +194,9 @@ class KeyStore:
         async with self._db.begin() as conn:
             result = await conn.execute(
                 update(signing_keys)
-                .where(signing_keys.c.state == "retiring", signing_keys.c.retire_at <= self._clock())
+                .where(
+                    signing_keys.c.state == "retiring", signing_keys.c.retire_at <= self._clock()
+                )
                 .values(state="retired")
             )
         return int(result.rowcount or 0)

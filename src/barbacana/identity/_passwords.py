@@ -22,9 +22,10 @@ from pwdlib.hashers.bcrypt import BcryptHasher
 
 __all__ = ["PROFILES", "Passwords"]
 
-PROFILES: dict[str, dict[str, int]] = {
-    "rfc9106_low_memory": {"time_cost": 3, "memory_cost": 65536, "parallelism": 4},
-    "test_only_cheap": {"time_cost": 1, "memory_cost": 64, "parallelism": 1},
+#: (time_cost, memory_cost in KiB, parallelism) per profile.
+PROFILES: dict[str, tuple[int, int, int]] = {
+    "rfc9106_low_memory": (3, 65536, 4),
+    "test_only_cheap": (1, 64, 1),
 }
 
 
@@ -32,8 +33,9 @@ class Passwords:
     """Hash and verify passwords with constant work whether the user exists or not."""
 
     def __init__(self, profile: str = "rfc9106_low_memory") -> None:
-        params = PROFILES[profile]
-        self._hash = PasswordHash((Argon2Hasher(**params), BcryptHasher()))
+        time_cost, memory_cost, parallelism = PROFILES[profile]
+        argon2 = Argon2Hasher(time_cost=time_cost, memory_cost=memory_cost, parallelism=parallelism)
+        self._hash = PasswordHash((argon2, BcryptHasher()))
         # Verified against when the user does not exist, so that both paths cost
         # one Argon2id verification (DESIGN invariant 3: no user enumeration by time).
         self._dummy = self._hash.hash(secrets.token_urlsafe(16))

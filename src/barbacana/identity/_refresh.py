@@ -112,7 +112,9 @@ class RefreshStore:
                 return RefreshOutcome("invalid", family)
             consumed = await conn.execute(
                 update(refresh_tokens)
-                .where(refresh_tokens.c.token_hash == token_hash, refresh_tokens.c.used_at.is_(None))
+                .where(
+                    refresh_tokens.c.token_hash == token_hash, refresh_tokens.c.used_at.is_(None)
+                )
                 .values(used_at=now)
             )
             if consumed.rowcount == 0:
@@ -137,11 +139,15 @@ class RefreshStore:
         now = self._clock()
         async with self._db.begin() as conn:
             row = (
-                await conn.execute(select(refresh_families).where(refresh_families.c.id == family_id))
+                await conn.execute(
+                    select(refresh_families).where(refresh_families.c.id == family_id)
+                )
             ).first()
             if row is None:
                 return False
-            family = Family(row.id, row.user_id, row.client_id, tuple(row.scope.split()), row.expires_at)
+            family = Family(
+                row.id, row.user_id, row.client_id, tuple(row.scope.split()), row.expires_at
+            )
             await self._revoke(conn, family, now, reason)
         return True
 

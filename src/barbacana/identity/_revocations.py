@@ -96,7 +96,5 @@ class RevocationLog:
                 head = (await conn.execute(select(func.max(revocations.c.seq)))).scalar()
                 cursor = min(after, int(head or 0))
                 return cursor, []
-        events = [
-            Revocation(r.seq, r.kind, r.value, r.until, r.before) for r in rows
-        ]
+        events = [Revocation(r.seq, r.kind, r.value, r.until, r.before) for r in rows]
         return events[-1].seq, events

@@ -9,8 +9,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 import structlog
@@ -37,8 +37,8 @@ from ._users import User, UserStore
 from .errors import (
     ApiKeyInvalidError,
     InvalidGrantError,
-    LoginLockedError,
     InvalidScopeError,
+    LoginLockedError,
     RotationTooEarlyError,
 )
 
@@ -85,7 +85,7 @@ class TokenResponse:
     expires_in: int
     scope: str
     refresh_token: str | None = None
-    token_type: str = "Bearer"
+    token_type: str = "Bearer"  # noqa: S105 -- the RFC 6750 token type, not a secret
 
 
 class Identity:
@@ -116,7 +116,7 @@ class Identity:
         self.settings = settings
         self.db = db
         self.clock = clock
-        self._audit: AuditRecorder = audit or _no_audit  # type: ignore[assignment]
+        self._audit: AuditRecorder = audit or _no_audit
         self.guard = guard
         self._reseal = reseal
         tokens = settings.tokens
@@ -367,7 +367,9 @@ class Identity:
         if not ok or user is None or user.disabled:
             if self.guard is not None:
                 await self.guard.failure(account, address)
-            await self._audit("auth.login.failed", actor=actor, outcome="failure", reason="invalid_credentials")
+            await self._audit(
+                "auth.login.failed", actor=actor, outcome="failure", reason="invalid_credentials"
+            )
             raise InvalidGrantError("invalid username or password")
         if new_hash is not None:
             await self.users.rehash(user.id, new_hash)
@@ -403,7 +405,9 @@ class Identity:
             refresh_token=refresh,
         )
 
-    async def refresh_grant(self, refresh_token: str, *, scope: str | None, address: str) -> TokenResponse:
+    async def refresh_grant(
+        self, refresh_token: str, *, scope: str | None, address: str
+    ) -> TokenResponse:
         """RFC 6749 §6, with rotation and reuse detection (RFC 9700 §4.14.2).
 
         Raises:
@@ -485,7 +489,11 @@ class Identity:
         """
         if not token or len(token) > self.settings.tokens.max_token_bytes:
             return
-        order = ("access_token", "refresh_token") if hint == "access_token" else ("refresh_token", "access_token")
+        order = (
+            ("access_token", "refresh_token")
+            if hint == "access_token"
+            else ("refresh_token", "access_token")
+        )
         for kind in order:
             if kind == "refresh_token":
                 family_id = await self.refresh.family_of(token)
@@ -522,7 +530,9 @@ class Identity:
         """End the access token and its refresh family."""
         if principal.credential_id and principal.expires_at is not None:
             async with self.db.begin() as conn:
-                await self.revocations.token(conn, principal.credential_id, until=principal.expires_at)
+                await self.revocations.token(
+                    conn, principal.credential_id, until=principal.expires_at
+                )
             self.revocation_state.revoke_jti(principal.credential_id, principal.expires_at)
         if principal.session_id:
             await self.refresh.revoke_family(principal.session_id, "logout")
@@ -540,7 +550,7 @@ class Identity:
                 return {"active": False}
             return {
                 "active": True,
-                "token_type": "api_key",
+                "token_type": "api_key",  # nosec B105 -- RFC 7662 token type name
                 "sub": principal.subject,
                 "username": principal.username,
                 "scope": " ".join(sorted(principal.scopes)),
@@ -553,7 +563,7 @@ class Identity:
             return {"active": False}
         return {
             "active": True,
-            "token_type": "access_token",
+            "token_type": "access_token",  # nosec B105 -- RFC 7662 token type name
             "scope": " ".join(sorted(claims.scope)),
             "client_id": claims.client_id,
             "username": claims.raw.get("preferred_username"),

@@ -141,7 +141,7 @@ class UserStore:
             raise UserNotFoundError("no such user")
         return found[0]
 
-    async def list(self) -> list[User]:
+    async def all(self) -> list[User]:
         """Every user, by name."""
         async with self._db.connect() as conn:
             rows = (await conn.execute(select(users).order_by(users.c.username))).all()
@@ -150,7 +150,9 @@ class UserStore:
     async def rehash(self, user_id: str, new_hash: str) -> None:
         """Store an upgraded hash (legacy bcrypt → Argon2id)."""
         async with self._db.begin() as conn:
-            await conn.execute(update(users).where(users.c.id == user_id).values(password_hash=new_hash))
+            await conn.execute(
+                update(users).where(users.c.id == user_id).values(password_hash=new_hash)
+            )
 
     async def set_disabled(self, user_id: str, disabled: bool) -> User:
         """Disable (or enable) a user; disabling voids every token it holds."""

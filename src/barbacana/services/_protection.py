@@ -9,6 +9,8 @@ audit (so it sees every 401, 403 and 429), rate limits, the app.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +20,10 @@ from ..access import Authenticator, Principal, actor_of
 from ..audit import Actor, AuditMiddleware, AuditTrail
 from ..errors import BarbacanaError
 from ..ratelimit import Identity as RateIdentity
-from ..ratelimit import RateLimitMiddleware
+from ..ratelimit import LimiterUnavailable, RateLimitMiddleware
 from ..settings import Settings
 from ..storage import Database
+from ..transport import peer_identity
 
 __all__ = ["Protection"]
 
@@ -56,17 +59,28 @@ class Protection:
         settings: Service settings (``ratelimit``, ``audit``, ``redis``).
         authenticator: Names the principal of a request (rate-limit tier, audit actor).
         service: The service name stamped on audit events.
+        client_identity: Names a verified service client of a request (internal
+            endpoints), so services calling each other are not counted as anonymous.
     """
 
     def __init__(
-        self, app: Any, settings: Settings, authenticator: Authenticator, *, service: str
+        self,
+        app: Any,
+        settings: Settings,
+        authenticator: Authenticator,
+        *,
+        service: str,
+        client_identity: Callable[[Scope], Awaitable[str | None]] | None = None,
     ) -> None:
         self.settings = settings
         self.authenticator = authenticator
         self.service = service
+        self._client_identity = client_identity
         self.trail: AuditTrail | None = None
         redis_url = settings.redis.url.get_secret_value() if settings.redis.url else None
-        self.store = settings.ratelimit.build_store(redis_url) if settings.ratelimit.enabled else None
+        self.store = (
+            settings.ratelimit.build_store(redis_url) if settings.ratelimit.enabled else None
+        )
         if self.store is not None:
             app.add_middleware(
                 RateLimitMiddleware,
@@ -78,12 +92,24 @@ class Protection:
         app.add_middleware(_LateAudit, protection=self)
 
     async def rate_identity(self, scope: Scope) -> RateIdentity | None:
-        """Authenticated callers count per subject, at their role's tier."""
+        """Who a request counts against: a verified peer service, a verified service
+        client, an authenticated principal (at its role's tier), else its address."""
+        peer = peer_identity(scope, self.settings.transport)
+        if peer is not None:
+            return RateIdentity(f"peer:{peer.service}", "admin")
+        if self._client_identity is not None:
+            client = await self._client_identity(scope)
+            if client is not None:
+                return RateIdentity(f"client:{client}", "admin")
         principal = await self.authenticator.identify(scope)
         if principal is None:
             return None
         tier = "admin" if "admin" in principal.roles else "user"
-        key = f"key:{principal.credential_id}" if principal.kind == "api_key" else f"sub:{principal.subject}"
+        key = (
+            f"key:{principal.credential_id}"
+            if principal.kind == "api_key"
+            else f"sub:{principal.subject}"
+        )
         return RateIdentity(key, tier)
 
     async def audit_identity(self, scope: Scope) -> Actor | None:
@@ -107,23 +133,25 @@ class Protection:
         """Record a security event durably (a no-op before the trail is open)."""
         if self.trail is not None:
             await self.trail.record(
-                action, actor=actor, outcome=outcome, resource=resource, reason=reason, details=details
+                action,
+                actor=actor,
+                outcome=outcome,
+                resource=resource,
+                reason=reason,
+                details=details,
             )
 
     async def ready(self) -> None:
         """For ``/ready``: raise when the limiter's store is down and it fails closed."""
-        if self.store is not None and not self.store.health().available:
-            if self.settings.ratelimit.failure_mode == "closed":
-                from ..ratelimit import LimiterUnavailable
-
-                raise LimiterUnavailable("the rate-limit store is unavailable")
+        down = self.store is not None and not self.store.health().available
+        if down and self.settings.ratelimit.failure_mode == "closed":
+            raise LimiterUnavailable("the rate-limit store is unavailable")
 
     async def close(self) -> None:
         """Flush the trail and close the limiter's store."""
         if self.trail is not None:
-            try:
+            # A trail that cannot flush on shutdown has already reported it.
+            with contextlib.suppress(BarbacanaError):
                 await self.trail.close()
-            except BarbacanaError:
-                pass
         if self.store is not None:
             await self.store.aclose()

@@ -13,6 +13,7 @@ appended. (MDN, "X-Forwarded-For: Selecting an IP address"; RFC 7239 §8.)
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -48,8 +49,12 @@ def parse_trusted_proxies(cidrs: Iterable[str]) -> tuple[Network, ...]:
     return tuple(networks)
 
 
+@functools.lru_cache(maxsize=4096)
 def _parse(text: str) -> _Address | None:
-    """An address from a forwarded-for entry: bare, ``[v6]:port`` or ``v4:port``."""
+    """An address from a forwarded-for entry: bare, ``[v6]:port`` or ``v4:port``.
+
+    Cached: it runs on every request for the socket peer, and peers repeat.
+    """
     text = text.strip().strip('"')
     if text.startswith("["):
         text = text[1 : text.find("]")] if "]" in text else ""

@@ -147,7 +147,9 @@ class SecurityMiddleware:
             chunks.append(body)
             if not message.get("more_body", False):
                 break
-        return False, _replay([{"type": "http.request", "body": b"".join(chunks), "more_body": False}], receive)
+        return False, _replay(
+            [{"type": "http.request", "body": b"".join(chunks), "more_body": False}], receive
+        )
 
     async def _send_problem(self, send: Send, status: int, code: str, scope: Scope) -> None:
         import json
@@ -183,7 +185,7 @@ class SecurityMiddleware:
     def _request_id(scope: Scope) -> str:
         for name, value in scope.get("headers", []):
             if name == b"x-request-id":
-                candidate = value.decode("latin-1")
+                candidate: str = value.decode("latin-1")
                 if _REQUEST_ID.match(candidate):
                     return candidate
                 break
@@ -205,7 +207,8 @@ class SecurityMiddleware:
             return False
         for name, value in scope.get("headers", []):
             if name == b"x-forwarded-proto":
-                return value.split(b",")[-1].strip().lower() == b"https"
+                proto: bytes = value.split(b",")[-1].strip().lower()
+                return proto == b"https"
         return False
 
 

@@ -7,10 +7,10 @@ from collections.abc import Mapping
 from fastapi import FastAPI
 
 from ..settings import Settings
+from ._forwarded import parse_trusted_proxies
 from ._health import ReadinessCheck, health_router
 from ._middleware import SecurityMiddleware
 from ._openapi import install_docs, install_openapi
-from ._forwarded import parse_trusted_proxies
 from ._problem import install_problem_handlers
 from .cors import CorsPolicy, StrictCORSMiddleware
 

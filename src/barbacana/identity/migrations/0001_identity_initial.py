@@ -50,9 +50,7 @@ def upgrade() -> None:
     op.create_table(
         "refresh_tokens",
         sa.Column("token_hash", sa.String(64), primary_key=True),
-        sa.Column(
-            "family_id", sa.String(43), sa.ForeignKey("refresh_families.id"), nullable=False
-        ),
+        sa.Column("family_id", sa.String(43), sa.ForeignKey("refresh_families.id"), nullable=False),
         sa.Column("created_at", sa.Float, nullable=False),
         sa.Column("expires_at", sa.Float, nullable=False),
         sa.Column("used_at", sa.Float, nullable=True),

@@ -28,7 +28,7 @@ class TokenOut(BaseModel):
     """RFC 6749 §5.1."""
 
     access_token: str
-    token_type: str = "Bearer"
+    token_type: str = "Bearer"  # noqa: S105 -- the RFC 6750 token type, not a secret
     expires_in: int
     scope: str
     refresh_token: str | None = None

@@ -15,17 +15,18 @@ from fastapi.security import HTTPBasic, HTTPBasicCredentials
 
 from ... import _context
 from ...access import Authenticator, Principal, actor_of, require
+from ...audit import AuditUnavailableError
+from ...errors import BarbacanaError
 from ...identity import Identity, KeySealer, ServiceClient
 from ...identity.errors import (
     InvalidClientError,
     InvalidRequestError,
     UnsupportedGrantTypeError,
 )
+from ...ratelimit import login_guard_from_url
 from ...settings import Settings
 from ...storage import Database
 from ...transport import PeerCertificateRequiredError, PeerNotAllowedError, peer_identity
-from ...audit import AuditUnavailableError
-from ...ratelimit import login_guard_from_url
 from ...web import secure
 from .._protection import Protection
 from ._models import (
@@ -41,6 +42,7 @@ from ._models import (
     UserCreate,
     UserOut,
 )
+from ._tickets import ticket_router
 
 __all__ = ["create_app"]
 
@@ -68,6 +70,21 @@ def _user_out(user: Any) -> UserOut:
         disabled=user.disabled,
         created_at=user.created_at,
     )
+
+
+def _basic_from_scope(scope: Any) -> tuple[str, str] | None:
+    for name, value in scope.get("headers", []):
+        if name == b"authorization":
+            scheme, _, encoded = value.decode("latin-1").partition(" ")
+            if scheme.lower() != "basic":
+                return None
+            try:
+                decoded = base64.b64decode(encoded, validate=True).decode()
+            except (binascii.Error, UnicodeDecodeError):
+                return None
+            user, sep, password = decoded.partition(":")
+            return (unquote(user), unquote(password)) if sep else None
+    return None
 
 
 def _basic(credentials: HTTPBasicCredentials | None) -> tuple[str, str] | None:
@@ -145,7 +162,9 @@ def _token_router() -> APIRouter:
         elif grant_type == "refresh_token":
             if not refresh_token:
                 raise InvalidRequestError("refresh_token is required", field="refresh_token")
-            result = await identity.refresh_grant(refresh_token, scope=scope, address=_address(request))
+            result = await identity.refresh_grant(
+                refresh_token, scope=scope, address=_address(request)
+            )
         elif grant_type == "client_credentials":
             cid, secret = basic if basic else (client_id, client_secret)
             if not cid or not secret:
@@ -161,7 +180,9 @@ def _token_router() -> APIRouter:
         ).model_dump(exclude_none=True)
         return JSONResponse(body, headers=_NO_STORE)
 
-    @router.post("/revoke", status_code=200, summary="RFC 7009 token revocation", response_model=None)
+    @router.post(
+        "/revoke", status_code=200, summary="RFC 7009 token revocation", response_model=None
+    )
     async def revoke(
         request: Request,
         token: Annotated[str, Form(max_length=16384)],
@@ -185,7 +206,9 @@ def _token_router() -> APIRouter:
         body = await _identity(request).introspect(token)
         return JSONResponse(body, headers=_NO_STORE)
 
-    @router.post("/logout", status_code=204, summary="End this token and its session", response_model=None)
+    @router.post(
+        "/logout", status_code=204, summary="End this token and its session", response_model=None
+    )
     async def logout(request: Request, principal: Principal = Security(require)) -> Response:
         await _identity(request).logout(principal)
         return Response(status_code=204)
@@ -204,7 +227,7 @@ def _users_router() -> APIRouter:
     async def list_users(
         request: Request, _: Principal = Security(require, scopes=["users:read"])
     ) -> list[UserOut]:
-        return [_user_out(user) for user in await _identity(request).users.list()]
+        return [_user_out(user) for user in await _identity(request).users.all()]
 
     @router.post("", response_model=UserOut, status_code=201, summary="Create a user")
     async def create_user(
@@ -283,7 +306,12 @@ def _check_roles(identity: Identity, roles: list[str]) -> None:
 def _admin_router() -> APIRouter:
     router = APIRouter(tags=["admin"])
 
-    @router.post("/apikeys", response_model=ApiKeyCreated, status_code=201, summary="Create an API key (shown once)")
+    @router.post(
+        "/apikeys",
+        response_model=ApiKeyCreated,
+        status_code=201,
+        summary="Create an API key (shown once)",
+    )
     async def create_key(
         request: Request,
         response: Response,
@@ -311,9 +339,11 @@ def _admin_router() -> APIRouter:
     async def list_keys(
         request: Request, _: Principal = Security(require, scopes=["apikeys:write"])
     ) -> list[ApiKeyOut]:
-        return [ApiKeyOut(**_key_fields(k)) for k in await _identity(request).api_keys.list()]
+        return [ApiKeyOut(**_key_fields(k)) for k in await _identity(request).api_keys.all()]
 
-    @router.delete("/apikeys/{key_id}", status_code=204, summary="Revoke an API key", response_model=None)
+    @router.delete(
+        "/apikeys/{key_id}", status_code=204, summary="Revoke an API key", response_model=None
+    )
     async def revoke_key(
         request: Request,
         key_id: str,
@@ -358,7 +388,9 @@ def _audit_router() -> APIRouter:
         outcome: Annotated[Literal["success", "failure", "denied"] | None, Query()] = None,
         since: Annotated[float | None, Query(ge=0)] = None,
         until: Annotated[float | None, Query(ge=0)] = None,
-        after: Annotated[int | None, Query(ge=0, description="Cursor from the previous page")] = None,
+        after: Annotated[
+            int | None, Query(ge=0, description="Cursor from the previous page")
+        ] = None,
         limit: Annotated[int, Query(ge=1, le=500)] = 100,
         _: Principal = Security(require, scopes=["audit:read"]),
     ) -> dict[str, Any]:
@@ -403,7 +435,11 @@ def _discovery_router(settings: Settings) -> APIRouter:
     @router.get("/.well-known/oauth-authorization-server", summary="RFC 8414 metadata")
     async def metadata(request: Request) -> dict[str, Any]:
         issuer = settings.tokens.issuer
-        base = settings.public_url.rstrip("/") if settings.public_url else str(request.base_url).rstrip("/")
+        base = (
+            settings.public_url.rstrip("/")
+            if settings.public_url
+            else str(request.base_url).rstrip("/")
+        )
         return {
             "issuer": issuer,
             "token_endpoint": f"{base}/token",
@@ -482,13 +518,30 @@ def create_app(
     )
     app.state.identity = identity
     app.state.barbacana_authenticator = authenticator
-    protection = Protection(app, settings, authenticator, service="auth")
+
+    async def internal_client(scope: Any) -> str | None:
+        # Service clients on /internal/ are counted as themselves, once verified,
+        # so a client cannot claim another's quota by naming it.
+        if not str(scope.get("path", "")).startswith("/internal/"):
+            return None
+        pair = _basic_from_scope(scope)
+        if pair is None:
+            return None
+        try:
+            return (await identity.clients.authenticate(*pair)).client_id
+        except BarbacanaError:
+            return None
+
+    protection = Protection(
+        app, settings, authenticator, service="auth", client_identity=internal_client
+    )
     app.state.protection = protection
     app.include_router(_token_router())
     app.include_router(_users_router())
     app.include_router(_admin_router())
     app.include_router(_discovery_router(settings))
     app.include_router(_audit_router())
+    app.include_router(ticket_router(settings))
 
     async def keys_loaded() -> None:
         identity.ring.signing_key()

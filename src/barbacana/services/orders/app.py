@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import httpx
-from fastapi import Depends, FastAPI, Response, Security
+from fastapi import FastAPI, Response, Security
 from fastapi import Path as PathParam
 from pydantic import BaseModel, Field
 from sqlalchemy import func, insert, select
@@ -29,11 +29,11 @@ from ...access import (
     require,
     require_role,
 )
+from ...errors import OutboundError
+from ...outbound import OutboundPolicy, Resolver, SafeClient
 from ...settings import Settings
 from ...storage import Database
 from ...web import StrictModel, secure
-from ...errors import OutboundError
-from ...outbound import OutboundPolicy, Resolver, SafeClient
 from .._protection import Protection
 from ._tables import attachments, orders
 
@@ -178,7 +178,7 @@ def create_app(
             details={"item": body.item, "quantity": body.quantity},
         )
         response.headers["Location"] = f"/orders/{order_id}"
-        return OrderOut(id=order_id, **values)  # type: ignore[arg-type]
+        return OrderOut(id=order_id, **values)
 
     @app.get("/orders/{order_id}", response_model=OrderOut, summary="One order (owner or admin)")
     async def get_order(
@@ -241,7 +241,7 @@ def create_app(
             ).scalar_one()
         response.headers["Location"] = f"/orders/{order_id}/attachments/{new_id}"
         values.pop("content")
-        return AttachmentOut(id=int(new_id), **values)  # type: ignore[arg-type]
+        return AttachmentOut(id=int(new_id), **values)
 
     @app.get("/admin/dashboard", response_model=Dashboard, summary="Totals (role admin)")
     async def dashboard(_: Principal = require_role("admin")) -> Dashboard:
@@ -267,5 +267,3 @@ def create_app(
         },
         token_url=settings.tokens.endpoint("token"),
     )
-
-
