@@ -21,7 +21,7 @@ from fastapi import APIRouter, Body, Depends, FastAPI, Path, Request, Security
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from ...access import Principal, require
+from ...access import Principal, actor_of, require
 from ...identity import Identity, ServiceClient, UserNotFoundError
 from ...settings import Settings
 from ...web import StrictModel
@@ -152,7 +152,7 @@ def ticket_router(
         ticket = await tickets.issue(record)
         await identity.audit(
             "ws.ticket.issued",
-            actor={"type": principal.kind, "id": principal.subject},
+            actor=actor_of(principal),
             outcome="success",
             resource=f"room:{room}" if room else None,
             details={"origin": origin},
