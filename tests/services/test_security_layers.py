@@ -157,3 +157,40 @@ def test_secrets_never_reach_the_trail_or_logs(system: System, capfd: object) ->
     out, err = capfd.readouterr()  # type: ignore[attr-defined]
     for secret in secrets:
         assert secret not in out and secret not in err
+
+
+def test_operator_lists_and_unlocks_locked_accounts(system: System) -> None:
+    """`barbacana users locked` / `users unlock` see and lift a lock on the running service."""
+    import os
+    import subprocess
+    import sys
+
+    password = system.add_user("uma")
+    for _ in range(30):
+        response = httpx.post(
+            f"{system.auth}/token",
+            data={"grant_type": "password", "username": "uma", "password": "wrong-password!"},
+        )
+        if response.status_code == 429:
+            break
+    assert response.status_code == 429
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BARBACANA_")}
+    env["BARBACANA_TOKEN"] = system.token()["access_token"]
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "barbacana.cli", "users", *args, "--url", system.auth],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=60,
+        )
+
+    listed = cli("locked", "--json")
+    assert listed.returncode == 0, listed.stderr
+    assert any(row["name"] == "uma" for row in json.loads(listed.stdout))
+    assert cli("unlock", "uma").returncode == 0
+    assert system.token("uma", password)["access_token"]
+    again = cli("unlock", "uma")
+    assert again.returncode == 1
+    assert "no such lock" in again.stderr

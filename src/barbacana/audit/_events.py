@@ -62,6 +62,7 @@ CATALOGUE: Mapping[str, str] = MappingProxyType(
         "auth.mfa.failed": "A second factor was refused",
         "auth.account.locked": "Repeated failures locked an account for a while",
         "user.created": "An account was created",
+        "user.unlocked": "An operator lifted a brute-force lock",
         "user.disabled": "An account was disabled",
         "user.enabled": "An account was enabled again",
         "user.roles.changed": "An account's roles changed",

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import os
 import secrets
+import ssl
 import sys
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, Any
 
+import httpx
 import typer
 
 from ._admin import identity_context
-from ._common import DataDirOption, JsonOption, emit, load_settings, run
+from ._common import DataDirOption, JsonOption, emit, fail, load_settings, run
 
 app = typer.Typer(help="Manage user accounts.", no_args_is_help=True)
 
@@ -102,3 +106,45 @@ def roles(
             return _row(await identity.users.set_roles(user.id, list(role)))
 
     emit([run(go())], ["id", "username", "roles", "disabled"], as_json=as_json, title="Roles set")
+
+
+UrlOption = Annotated[
+    str, typer.Option("--url", help="The identity service, e.g. https://127.0.0.1:8000")
+]
+CaOption = Annotated[Path | None, typer.Option("--ca", help="CA file to trust (the dev CA)")]
+
+
+def _admin_client(url: str, ca: Path | None) -> httpx.Client:
+    token = os.environ.get("BARBACANA_TOKEN")
+    if not token:
+        fail("set BARBACANA_TOKEN to an access token with the users:write scope")
+    verify: ssl.SSLContext | bool = ssl.create_default_context(cafile=str(ca)) if ca else True
+    return httpx.Client(
+        base_url=url, headers={"Authorization": f"Bearer {token}"}, verify=verify, timeout=10
+    )
+
+
+def _answer(response: httpx.Response) -> Any:
+    if response.status_code >= 400:
+        try:
+            detail = response.json().get("detail", response.text)
+        except ValueError:
+            detail = response.text
+        fail(f"{response.status_code}: {detail}")
+    return response.json() if response.content else None
+
+
+@app.command("locked")
+def locked(url: UrlOption, ca: CaOption = None, as_json: JsonOption = False) -> None:
+    """Accounts and addresses locked by brute-force protection (asks the running service)."""
+    with _admin_client(url, ca) as client:
+        rows = _answer(client.get("/users/lockouts"))
+    emit(rows, ["kind", "name", "until"], as_json=as_json, title="Locked")
+
+
+@app.command("unlock")
+def unlock(name: str, url: UrlOption, ca: CaOption = None) -> None:
+    """Lift the lock of an account (or client address) before it expires."""
+    with _admin_client(url, ca) as client:
+        _answer(client.delete(f"/users/lockouts/{name}"))
+    typer.echo(f"unlocked {name}")

@@ -15,6 +15,7 @@ __all__ = [
     "AuditPage",
     "IntrospectionOut",
     "KeyOut",
+    "LockoutOut",
     "RevocationEventOut",
     "RevocationFeedOut",
     "RolesIn",
@@ -94,6 +95,14 @@ class IntrospectionOut(BaseModel):
     model_config = {"extra": "allow"}
 
     active: bool
+
+
+class LockoutOut(BaseModel):
+    """A locked account or client address and when its lock ends (UNIX time)."""
+
+    kind: str
+    name: str
+    until: float
 
 
 class AuditPage(BaseModel):

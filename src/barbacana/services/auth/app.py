@@ -10,11 +10,12 @@ from typing import Annotated, Any, Literal
 from urllib.parse import unquote
 
 from fastapi import APIRouter, Depends, FastAPI, Form, Query, Request, Response, Security
+from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPBasic, HTTPBasicCredentials
 
 from ... import _context
-from ...access import Authenticator, Principal, actor_of, require
+from ...access import Authenticator, Principal, ResourceNotFoundError, actor_of, require
 from ...audit import AuditUnavailableError
 from ...errors import BarbacanaError
 from ...identity import Identity, KeySealer, ServiceClient
@@ -36,6 +37,7 @@ from ._models import (
     AuditPage,
     IntrospectionOut,
     KeyOut,
+    LockoutOut,
     RevocationFeedOut,
     RolesIn,
     TokenOut,
@@ -249,6 +251,36 @@ def _users_router() -> APIRouter:
         response.headers["Location"] = f"/users/{user.id}"
         return _user_out(user)
 
+    @router.get(
+        "/lockouts", response_model=list[LockoutOut], summary="Locked accounts and addresses"
+    )
+    async def lockouts(
+        request: Request, _: Principal = Security(require, scopes=["users:write"])
+    ) -> list[LockoutOut]:
+        guard = _identity(request).guard
+        found = await guard.locked() if guard is not None else []
+        return [LockoutOut(kind=item.kind, name=item.name, until=item.until) for item in found]
+
+    @router.delete(
+        "/lockouts/{name}", status_code=204, summary="Unlock an account", response_model=None
+    )
+    async def unlock(
+        request: Request,
+        name: Annotated[str, PathParam(max_length=128)],
+        principal: Principal = Security(require, scopes=["users:write"]),
+    ) -> Response:
+        identity = _identity(request)
+        guard = identity.guard
+        unlocked = False
+        if guard is not None:
+            unlocked = await guard.unlock(name) or await guard.unlock_address(name)
+        if not unlocked:
+            raise ResourceNotFoundError("no such lock")
+        await identity.audit(
+            "user.unlocked", actor=actor_of(principal), outcome="success", resource=f"lock:{name}"
+        )
+        return Response(status_code=204)
+
     @router.get("/{user_id}", response_model=UserOut, summary="One user")
     async def get_user(
         request: Request,
@@ -351,8 +383,6 @@ def _admin_router() -> APIRouter:
     ) -> Response:
         identity = _identity(request)
         if not await identity.api_keys.revoke(key_id):
-            from ...access import ResourceNotFoundError
-
             raise ResourceNotFoundError("no such active API key")
         await identity.audit(
             "apikey.revoked",
