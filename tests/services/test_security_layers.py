@@ -194,3 +194,23 @@ def test_operator_lists_and_unlocks_locked_accounts(system: System) -> None:
     again = cli("unlock", "uma")
     assert again.returncode == 1
     assert "no such lock" in again.stderr
+
+
+def test_request_id_follows_a_user_action_across_services(system: System) -> None:
+    """An API-key call to orders makes orders ask auth; both trails carry the client's id."""
+    admin = system.bearer(system.token()["access_token"])
+    key = httpx.post(
+        f"{system.auth}/apikeys", json={"name": "tracer", "scopes": ["orders:read"]}, headers=admin
+    ).json()["key"]
+    response = httpx.get(
+        f"{system.orders}/orders", headers={"X-API-Key": key, "X-Request-ID": "trace-me-42"}
+    )
+    assert response.status_code == 200
+    time.sleep(0.5)  # bulk access events are group-committed
+    seen = {
+        (e["service"], e["resource"])
+        for e in audit_events(system)
+        if e["request_id"] == "trace-me-42"
+    }
+    assert ("orders", "GET /orders") in seen
+    assert ("auth", "POST /introspect") in seen

@@ -1,7 +1,7 @@
 """Access control: principals, scopes, roles, ownership."""
 
 from ._principal import Principal, actor_of, ensure_owner, principal_from_claims
-from ._remote import RemoteIdentity
+from ._remote import RemoteIdentity, propagate_correlation
 from ._require import (
     API_KEY_HEADER,
     Authenticator,
@@ -35,6 +35,7 @@ __all__ = [
     "bearer_scheme",
     "ensure_owner",
     "principal_from_claims",
+    "propagate_correlation",
     "require",
     "require_role",
 ]

@@ -19,6 +19,7 @@ from collections.abc import Callable
 
 import httpx
 
+from .. import _context
 from .._clock import Clock, system_clock
 from ..errors import ConfigurationError
 from ..settings import Settings
@@ -34,10 +35,24 @@ from ._principal import Principal, principal_from_claims
 from ._require import Authenticator
 from .errors import NotAuthenticatedError
 
-__all__ = ["RemoteIdentity"]
+__all__ = ["RemoteIdentity", "propagate_correlation"]
 
 _API_KEY_TTL = 1.0
 _API_KEY_CACHE = 1024
+
+
+async def propagate_correlation(request: httpx.Request) -> None:
+    """httpx request hook: forward this request's ``X-Request-ID`` and ``traceparent``.
+
+    One user action can then be followed across services in logs and audit
+    trails (the callee keeps a well-formed id as sent).
+    """
+    request_id = _context.request_id.get()
+    if request_id and "x-request-id" not in request.headers:
+        request.headers["X-Request-ID"] = request_id
+    traceparent = _context.traceparent.get()
+    if traceparent and "traceparent" not in request.headers:
+        request.headers["traceparent"] = traceparent
 
 
 class RemoteIdentity:
@@ -78,9 +93,12 @@ class RemoteIdentity:
         )
         # Keys are public: fetched without credentials. The feed and introspection
         # authenticate this service as an OAuth2 client.
-        self._http = client_factory(timeout=5.0)
+        hooks = {"request": [propagate_correlation]}
+        self._http = client_factory(timeout=5.0, event_hooks=hooks)
         self._authed_http = client_factory(
-            timeout=5.0, auth=httpx.BasicAuth(*self._client_auth) if self._client_auth else None
+            timeout=5.0,
+            auth=httpx.BasicAuth(*self._client_auth) if self._client_auth else None,
+            event_hooks=hooks,
         )
         self.jwks = JWKSCache(
             jwks_url,
