@@ -164,6 +164,62 @@ def create_barbacana(folder: Path, *, secured: bool = True, guarded: bool = True
     return secure(app, settings) if secured else app
 
 
+def create_barbacana_full(folder: Path) -> FastAPI:
+    """Barbacana with the whole reference-service stack: also rate limits (in process,
+    never refusing here) and the audit middleware writing every request to a
+    tamper-evident SQLite trail (group-committed access events)."""
+    from contextlib import asynccontextmanager
+
+    from barbacana.audit import AuditSettings
+    from barbacana.ratelimit import PolicySettings, RateLimitSettings
+    from barbacana.services._protection import Protection
+    from barbacana.storage import Database
+
+    settings = Settings(
+        _env_file=None,
+        data_dir=folder,
+        tokens=TokenSettings(issuer=ISSUER, audience=AUDIENCE),
+        ratelimit=RateLimitSettings(
+            policies=[PolicySettings(name="reads", methods=["GET"], limits=["10000000/minute"])],
+            global_policy=PolicySettings(name="global", limits=["10000000/minute"]),
+        ),
+        audit=AuditSettings(log_events=False),
+    )
+    verifier = TokenVerifier(
+        _ring(folder),
+        issuer=ISSUER,
+        audience=AUDIENCE,
+        algorithms=["Ed25519"],
+        leeway=settings.tokens.leeway,
+        cache_size=settings.tokens.verified_cache_size,
+    )
+
+    async def verify(token: str) -> Principal:
+        return principal_from_claims(verifier.verify(token))
+
+    database = Database(f"sqlite+aiosqlite:///{folder / f'audit-{os.getpid()}.db'}")
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> Any:
+        await protection.open(database, folder)
+        yield
+        await protection.close()
+        await database.dispose()
+
+    app = FastAPI(lifespan=lifespan)
+    authenticator = Authenticator(tokens=verify)
+    app.state.barbacana_authenticator = authenticator
+    protection = Protection(app, settings, authenticator, service="bench")
+
+    @app.get("/orders")
+    async def list_orders(
+        principal: Principal = Security(require, scopes=["orders:read"]),
+    ) -> list[dict[str, Any]]:
+        return ORDERS
+
+    return secure(app, settings)
+
+
 # -- 3. the chapter's textbook stack ----------------------------------------------------
 
 
@@ -259,6 +315,11 @@ def bare() -> FastAPI:
 def barbacana() -> FastAPI:
     """``uvicorn --factory _http_apps:barbacana``."""
     return create_barbacana(_folder())
+
+
+def barbacana_full() -> FastAPI:
+    """``uvicorn --factory _http_apps:barbacana_full``."""
+    return create_barbacana_full(_folder())
 
 
 def textbook() -> FastAPI:

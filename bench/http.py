@@ -221,10 +221,12 @@ def _check(app: App) -> None:
         ok = client.get(app.url, headers=app.headers)
         if ok.status_code != 200 or ok.json() != apps.ORDERS:
             raise _fail(app, "the benchmark request must answer 200 with the orders", ok)
-        if app.name == "barbacana":
+        if app.name.startswith("barbacana"):
             for header in ("x-request-id", "content-security-policy", "x-content-type-options"):
                 if header not in ok.headers:
                     raise _fail(app, f"secure() did not add {header}", ok)
+        if app.name == "barbacana_full" and "ratelimit" not in ok.headers:
+            raise _fail(app, "the rate limiter did not answer", ok)
         if app.token is None:
             return
         anonymous = client.get(app.url)
@@ -487,6 +489,11 @@ def _run(args: argparse.Namespace, folder: Path) -> int:
     contenders = [
         App("bare", "bare FastAPI", None),
         App("barbacana", "Barbacana", apps.issue_barbacana_token(folder)),
+        App(
+            "barbacana_full",
+            "Barbacana + rate limits + audit trail",
+            apps.issue_barbacana_token(folder),
+        ),
         App("textbook", "textbook stack", textbook_token),
     ]
     with _servers(contenders, folder):
