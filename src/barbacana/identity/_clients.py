@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import re
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
@@ -137,8 +139,7 @@ class ApiKey:
     revoked_at: float | None
 
 
-def _api_key(row: object) -> ApiKey:
-    m = row._mapping  # type: ignore[attr-defined]
+def _api_key(m: Mapping[Any, Any]) -> ApiKey:
     return ApiKey(
         id=m["id"],
         name=m["name"],
@@ -177,7 +178,7 @@ class ApiKeyStore:
         }
         async with self._db.begin() as conn:
             await conn.execute(insert(api_keys).values(**values))
-        return _api_key(_Row(values)), full
+        return _api_key(values), full
 
     async def verify(self, full: str) -> ApiKey:
         """The key record for a presented key.
@@ -193,7 +194,7 @@ class ApiKeyStore:
         stored = row.key_hash if row is not None else digest(secrets.token_hex(8))
         if row is None or not matches(full, stored):
             raise ApiKeyInvalidError("invalid API key")
-        key = _api_key(row)
+        key = _api_key(row._mapping)
         if key.revoked_at is not None or (
             key.expires_at is not None and key.expires_at <= self._clock()
         ):
@@ -218,9 +219,4 @@ class ApiKeyStore:
         if owner_id is not None:
             query = query.where(api_keys.c.owner_id == owner_id)
         async with self._db.connect() as conn:
-            return [_api_key(row) for row in (await conn.execute(query)).all()]
-
-
-class _Row:
-    def __init__(self, mapping: dict[str, object]) -> None:
-        self._mapping = mapping
+            return [_api_key(row._mapping) for row in (await conn.execute(query)).all()]

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
@@ -55,8 +57,7 @@ class User:
     tokens_valid_after: float
 
 
-def _user(row: object) -> User:
-    m = row._mapping  # type: ignore[attr-defined]
+def _user(m: Mapping[Any, Any]) -> User:
     return User(
         id=m["id"],
         username=m["username"],
@@ -106,7 +107,7 @@ class UserStore:
                 await conn.execute(insert(users).values(**values))
         except IntegrityError:
             raise UserExistsError(f"a user named {username!r} already exists") from None
-        return _user(_Row(values))
+        return _user(values)
 
     async def get(self, user_id: str) -> User:
         """The user with ``user_id``.
@@ -118,7 +119,7 @@ class UserStore:
             row = (await conn.execute(select(users).where(users.c.id == user_id))).first()
         if row is None:
             raise UserNotFoundError("no such user")
-        return _user(row)
+        return _user(row._mapping)
 
     async def find(self, username: str) -> tuple[User, str] | None:
         """The user and stored hash for ``username``, or ``None``."""
@@ -128,7 +129,7 @@ class UserStore:
             ).first()
         if row is None:
             return None
-        return _user(row), row._mapping["password_hash"]
+        return _user(row._mapping), row._mapping["password_hash"]
 
     async def by_name(self, username: str) -> User:
         """The user named ``username``.
@@ -145,7 +146,7 @@ class UserStore:
         """Every user, by name."""
         async with self._db.connect() as conn:
             rows = (await conn.execute(select(users).order_by(users.c.username))).all()
-        return [_user(row) for row in rows]
+        return [_user(row._mapping) for row in rows]
 
     async def rehash(self, user_id: str, new_hash: str) -> None:
         """Store an upgraded hash (legacy bcrypt → Argon2id)."""
@@ -191,8 +192,3 @@ class UserStore:
                 .values(password_hash=password_hash, tokens_valid_after=now)
             )
             await self._revocations.cut_off(conn, user_id, now)
-
-
-class _Row:
-    def __init__(self, mapping: dict[str, object]) -> None:
-        self._mapping = mapping
