@@ -106,8 +106,11 @@ def install_openapi(
                     documented.update(_SECURED)
                 documented.update(extra_statuses)
                 for status, text in documented.items():
-                    entry = responses.setdefault(status, {"description": text})
-                    entry["content"] = _problem_ref()
+                    responses.setdefault(status, {"description": text})
+                # Errors a route declares itself (404, 409...) are problem+json too.
+                for status, entry in responses.items():
+                    if status[:1] in ("4", "5"):
+                        entry["content"] = _problem_ref()
         app.openapi_schema = schema
         return schema
 

@@ -49,6 +49,14 @@ from ._tickets import ticket_router
 __all__ = ["create_app"]
 
 _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+#: Latest timestamp the audit query accepts (9999-12-31T23:59:59Z): its
+#: microseconds still fit the 64-bit column it is compared with.
+_MAX_TIMESTAMP = 253_402_300_799
+#: Largest cursors the columns they are compared with hold: the audit trail's
+#: sequence is 64-bit, the revocation feed's 32-bit on PostgreSQL.
+_MAX_AUDIT_SEQ = 2**63 - 1
+_MAX_REVOCATION_SEQ = 2**31 - 1
+_NO_SUCH_USER: dict[int | str, dict[str, Any]] = {404: {"description": "No such user"}}
 #: Clients that may read the revocation feed and introspect tokens.
 INTERNAL_CLIENTS = ("orders", "chat")
 
@@ -137,10 +145,13 @@ def _token_router() -> APIRouter:
         response_model=TokenOut,
         summary="OAuth2 token endpoint (password, refresh_token, client_credentials)",
         responses={401: {"description": "Client authentication failed"}},
+        # Client authentication is optional here (public clients, client_secret_post):
+        # ``{}`` documents the alternative of no HTTP Basic credentials.
+        openapi_extra={"security": [{}]},
     )
     async def token(
         request: Request,
-        grant_type: Annotated[str, Form(max_length=64)],
+        grant_type: Annotated[str, Form(min_length=1, max_length=64)],
         username: Annotated[str | None, Form(max_length=256)] = None,
         password: Annotated[str | None, Form(max_length=1024)] = None,
         scope: Annotated[str | None, Form(max_length=2048)] = None,
@@ -183,11 +194,15 @@ def _token_router() -> APIRouter:
         return JSONResponse(body, headers=_NO_STORE)
 
     @router.post(
-        "/revoke", status_code=200, summary="RFC 7009 token revocation", response_model=None
+        "/revoke",
+        status_code=200,
+        summary="RFC 7009 token revocation",
+        response_model=None,
+        response_class=Response,  # an empty 200, documented without a body
     )
     async def revoke(
         request: Request,
-        token: Annotated[str, Form(max_length=16384)],
+        token: Annotated[str, Form(min_length=1, max_length=16384)],
         token_type_hint: Annotated[str | None, Form(max_length=32)] = None,
     ) -> Response:
         # RFC 7009 §2.2: 200 whether or not the token was known or valid.
@@ -201,7 +216,7 @@ def _token_router() -> APIRouter:
     )
     async def introspect(
         request: Request,
-        token: Annotated[str, Form(max_length=16384)],
+        token: Annotated[str, Form(min_length=1, max_length=16384)],
         token_type_hint: Annotated[str | None, Form(max_length=32)] = None,
         client: ServiceClient = Depends(ServiceClientAuth(*INTERNAL_CLIENTS)),
     ) -> JSONResponse:
@@ -231,7 +246,13 @@ def _users_router() -> APIRouter:
     ) -> list[UserOut]:
         return [_user_out(user) for user in await _identity(request).users.all()]
 
-    @router.post("", response_model=UserOut, status_code=201, summary="Create a user")
+    @router.post(
+        "",
+        response_model=UserOut,
+        status_code=201,
+        summary="Create a user",
+        responses={409: {"description": "A user of that name exists"}},
+    )
     async def create_user(
         request: Request,
         response: Response,
@@ -262,7 +283,11 @@ def _users_router() -> APIRouter:
         return [LockoutOut(kind=item.kind, name=item.name, until=item.until) for item in found]
 
     @router.delete(
-        "/lockouts/{name}", status_code=204, summary="Unlock an account", response_model=None
+        "/lockouts/{name}",
+        status_code=204,
+        summary="Unlock an account",
+        response_model=None,
+        responses={404: {"description": "No such lock"}},
     )
     async def unlock(
         request: Request,
@@ -281,7 +306,7 @@ def _users_router() -> APIRouter:
         )
         return Response(status_code=204)
 
-    @router.get("/{user_id}", response_model=UserOut, summary="One user")
+    @router.get("/{user_id}", response_model=UserOut, summary="One user", responses=_NO_SUCH_USER)
     async def get_user(
         request: Request,
         user_id: str,
@@ -289,7 +314,12 @@ def _users_router() -> APIRouter:
     ) -> UserOut:
         return _user_out(await _identity(request).users.get(user_id))
 
-    @router.post("/{user_id}/disable", response_model=UserOut, summary="Disable a user")
+    @router.post(
+        "/{user_id}/disable",
+        response_model=UserOut,
+        summary="Disable a user",
+        responses=_NO_SUCH_USER,
+    )
     async def disable(
         request: Request,
         user_id: str,
@@ -306,7 +336,12 @@ def _users_router() -> APIRouter:
         )
         return _user_out(user)
 
-    @router.put("/{user_id}/roles", response_model=UserOut, summary="Replace a user's roles")
+    @router.put(
+        "/{user_id}/roles",
+        response_model=UserOut,
+        summary="Replace a user's roles",
+        responses=_NO_SUCH_USER,
+    )
     async def set_roles(
         request: Request,
         user_id: str,
@@ -343,6 +378,7 @@ def _admin_router() -> APIRouter:
         response_model=ApiKeyCreated,
         status_code=201,
         summary="Create an API key (shown once)",
+        responses={404: {"description": "No such owner"}},
     )
     async def create_key(
         request: Request,
@@ -374,7 +410,11 @@ def _admin_router() -> APIRouter:
         return [ApiKeyOut(**_key_fields(k)) for k in await _identity(request).api_keys.all()]
 
     @router.delete(
-        "/apikeys/{key_id}", status_code=204, summary="Revoke an API key", response_model=None
+        "/apikeys/{key_id}",
+        status_code=204,
+        summary="Revoke an API key",
+        response_model=None,
+        responses={404: {"description": "No such active API key"}},
     )
     async def revoke_key(
         request: Request,
@@ -398,7 +438,12 @@ def _admin_router() -> APIRouter:
     ) -> list[dict[str, object]]:
         return await _identity(request).keys.all()
 
-    @router.post("/keys/rotate", response_model=list[KeyOut], summary="One key-rotation step")
+    @router.post(
+        "/keys/rotate",
+        response_model=list[KeyOut],
+        summary="One key-rotation step",
+        responses={409: {"description": "The next key is too young to promote"}},
+    )
     async def rotate(
         request: Request, principal: Principal = Security(require, scopes=["keys:admin"])
     ) -> list[dict[str, object]]:
@@ -416,10 +461,10 @@ def _audit_router() -> APIRouter:
         actor: Annotated[str | None, Query(max_length=128)] = None,
         action: Annotated[str | None, Query(max_length=64, pattern=r"^[a-z0-9_.]+$")] = None,
         outcome: Annotated[Literal["success", "failure", "denied"] | None, Query()] = None,
-        since: Annotated[float | None, Query(ge=0)] = None,
-        until: Annotated[float | None, Query(ge=0)] = None,
+        since: Annotated[float | None, Query(ge=0, le=_MAX_TIMESTAMP)] = None,
+        until: Annotated[float | None, Query(ge=0, le=_MAX_TIMESTAMP)] = None,
         after: Annotated[
-            int | None, Query(ge=0, description="Cursor from the previous page")
+            int | None, Query(ge=0, le=_MAX_AUDIT_SEQ, description="Cursor from the previous page")
         ] = None,
         limit: Annotated[int, Query(ge=1, le=500)] = 100,
         _: Principal = Security(require, scopes=["audit:read"]),
@@ -492,7 +537,7 @@ def _discovery_router(settings: Settings) -> APIRouter:
     )
     async def revocations(
         request: Request,
-        after: Annotated[int, Query(ge=0)] = 0,
+        after: Annotated[int, Query(ge=0, le=_MAX_REVOCATION_SEQ)] = 0,
         client: ServiceClient = Depends(ServiceClientAuth(*INTERNAL_CLIENTS)),
     ) -> dict[str, Any]:
         cursor, events = await _identity(request).revocations.since(after)

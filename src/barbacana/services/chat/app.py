@@ -77,6 +77,10 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 RoomName = Annotated[str, PathParam(pattern=ROOM_PATTERN)]
 UserId = Annotated[str, PathParam(min_length=1, max_length=256)]
 Connection = GuardedConnection[Any]
+#: Someone else's private room answers like a missing one.
+_NO_SUCH_ROOM: dict[int | str, dict[str, Any]] = {
+    404: {"description": "No such room (or not yours)"}
+}
 
 
 class RoomExistsError(RequestError):
@@ -343,7 +347,13 @@ def create_app(
     ) -> list[RoomOut]:
         return await room_rules.visible(principal)
 
-    @app.post("/rooms", response_model=RoomOut, status_code=201, summary="Create a private room")
+    @app.post(
+        "/rooms",
+        response_model=RoomOut,
+        status_code=201,
+        summary="Create a private room",
+        responses={409: {"description": "A room of that name exists"}},
+    )
     async def create_room(
         body: RoomIn,
         response: Response,
@@ -359,7 +369,12 @@ def create_app(
         if owner is None or (owner != principal.subject and not principal.has_role("admin")):
             raise ResourceNotFoundError("No such room")
 
-    @app.get("/rooms/{room}/members", response_model=list[str], summary="Members of a private room")
+    @app.get(
+        "/rooms/{room}/members",
+        response_model=list[str],
+        summary="Members of a private room",
+        responses=_NO_SUCH_ROOM,
+    )
     async def list_members(
         room: RoomName, principal: Principal = Security(require, scopes=[ws.ticket_scope])
     ) -> list[str]:
@@ -376,6 +391,7 @@ def create_app(
         status_code=204,
         response_model=None,
         summary="Add a member (room owner or admin)",
+        responses=_NO_SUCH_ROOM,
     )
     async def add_member(
         room: RoomName,
@@ -391,6 +407,7 @@ def create_app(
         status_code=204,
         response_model=None,
         summary="Remove a member (room owner or admin); their open sockets close with 4403",
+        responses=_NO_SUCH_ROOM,
     )
     async def remove_member(
         room: RoomName,

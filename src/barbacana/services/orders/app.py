@@ -42,6 +42,10 @@ __all__ = ["OrderIn", "OrderOut", "create_app"]
 MIGRATIONS = Path(__file__).parent / "migrations"
 OrderId = Annotated[int, PathParam(ge=1, le=2**31 - 1)]
 MAX_ATTACHMENT_BYTES = 1_048_576
+#: A missing order and someone else's answer alike.
+_NO_SUCH_ORDER: dict[int | str, dict[str, Any]] = {
+    404: {"description": "No such order (or not yours)"}
+}
 
 
 class AttachmentFetchError(OutboundError):
@@ -180,7 +184,12 @@ def create_app(
         response.headers["Location"] = f"/orders/{order_id}"
         return OrderOut(id=order_id, **values)
 
-    @app.get("/orders/{order_id}", response_model=OrderOut, summary="One order (owner or admin)")
+    @app.get(
+        "/orders/{order_id}",
+        response_model=OrderOut,
+        summary="One order (owner or admin)",
+        responses=_NO_SUCH_ORDER,
+    )
     async def get_order(
         order_id: OrderId,
         principal: Principal = Security(require, scopes=["orders:read"]),
@@ -198,6 +207,7 @@ def create_app(
         response_model=AttachmentOut,
         status_code=201,
         summary="Attach a small remote file (fetched through the SSRF-safe client)",
+        responses=_NO_SUCH_ORDER,
     )
     async def attach(
         order_id: OrderId,
