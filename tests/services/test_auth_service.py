@@ -398,3 +398,18 @@ class TestApiKeys:
     def test_bad_api_key(self, system: System) -> None:
         """An unknown API key is 401."""
         problem(httpx.get(f"{system.orders}/orders", headers={"X-API-Key": "brb_0000_nope"}), 401)
+
+
+def test_nul_characters_are_a_4xx_not_a_500(system: System) -> None:
+    """A NUL in a field (PostgreSQL refuses it in text; SQLite stores it) is never a 500."""
+    response = httpx.post(
+        f"{system.auth}/token",
+        data={"grant_type": "password", "username": "ad\x00min", "password": "whatever-123"},
+    )
+    assert 400 <= response.status_code < 500, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    admin = system.bearer(system.token()["access_token"])
+    created = httpx.post(
+        f"{system.orders}/orders", json={"item": "te\u0000a", "quantity": 1}, headers=admin
+    )
+    assert created.status_code < 500, created.text

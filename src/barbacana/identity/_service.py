@@ -351,7 +351,10 @@ class Identity:
             InvalidScopeError: A requested scope is not held.
             RateLimitError: Too many failures for the account or address.
         """
-        account = username.strip().lower()[:64]
+        # NUL never belongs in a name (PostgreSQL refuses it in text): same answer as a miss.
+        account = username.strip().lower()[:64].replace("\x00", "\ufffd")
+        if "\x00" in password:
+            password = ""
         actor = {"type": "anonymous", "name": account, "address": address}
         if self.guard is not None:
             verdict = await self.guard.check(account, address)

@@ -1,5 +1,5 @@
 """Storage: one async engine per service, migrations per concern."""
 
-from ._database import Database
+from ._database import Database, UnstorableValueError
 
-__all__ = ["Database"]
+__all__ = ["Database", "UnstorableValueError"]

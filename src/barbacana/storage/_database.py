@@ -10,12 +10,27 @@ from typing import Any
 
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.exc import ArgumentError, DataError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from ..errors import ConfigurationError, StorageError
+from ..errors import ConfigurationError, RequestError, StorageError
 
-__all__ = ["Database"]
+__all__ = ["Database", "UnstorableValueError"]
+
+
+class UnstorableValueError(RequestError):
+    """The database refused a value the client sent (a NUL character, a number out of range)."""
+
+    code = "unstorable_value"
+    status = 422
+    title = "Unprocessable value"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "a value in the request cannot be stored (NUL characters and out-of-range numbers "
+            "are refused)"
+        )
+
 
 _DRIVERS = {
     "sqlite": "sqlite+aiosqlite",
@@ -94,6 +109,8 @@ class Database:
         try:
             async with self.engine.begin() as conn:
                 yield conn
+        except DataError as exc:
+            raise UnstorableValueError() from exc
         except (OperationalError, OSError) as exc:
             raise StorageError("the database is unavailable") from exc
 
@@ -103,6 +120,8 @@ class Database:
         try:
             async with self.engine.connect() as conn:
                 yield conn
+        except DataError as exc:
+            raise UnstorableValueError() from exc
         except (OperationalError, OSError) as exc:
             raise StorageError("the database is unavailable") from exc
 
