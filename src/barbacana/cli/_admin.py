@@ -68,5 +68,5 @@ async def bootstrap(settings: Settings, sealer: KeySealer | None = None) -> dict
                 await identity.users.create(admin, password, ["admin"])
                 shown["admin_password"] = password
             except UserExistsError:
-                pass
+                pass  # another process created it between the lookup and the insert
     return shown

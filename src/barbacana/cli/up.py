@@ -87,7 +87,7 @@ def _wait_ready(child: _Child, ca_file: Path | None, timeout: float = 60.0) -> N
             if response.status_code == 200:
                 return
         except httpx.HTTPError:
-            pass
+            pass  # not listening yet: retried until the deadline
         time.sleep(0.2)
     fail(f"the {child.name} service did not become ready within {timeout:.0f} s")
 

@@ -17,6 +17,7 @@ Every server listens on a loopback address only.
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import ssl
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -231,7 +232,7 @@ class FakeNetwork(httpcore.AsyncNetworkBackend):
         await asyncio.sleep(seconds)
 
 
-class _LoopbackServer:
+class _LoopbackServer(abc.ABC):
     """Common start/stop of the loopback test servers."""
 
     def __init__(self, host: str = "127.0.0.1", *, ssl_context: ssl.SSLContext | None = None):
@@ -280,8 +281,9 @@ class _LoopbackServer:
             if task is not None:
                 self._tasks.discard(task)
 
+    @abc.abstractmethod
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        raise NotImplementedError
+        """Answer one connection (each test server says how)."""
 
 
 class CanaryServer(_LoopbackServer):
