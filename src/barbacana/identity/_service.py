@@ -353,8 +353,8 @@ class Identity:
         """
         # NUL never belongs in a name (PostgreSQL refuses it in text): same answer as a miss.
         account = username.strip().lower()[:64].replace("\x00", "\ufffd")
-        if "\x00" in password:
-            password = ""
+        # A password may be any text but NUL; one holding NUL is looked up as nobody.
+        usable = 0 < len(password) <= 1024 and "\x00" not in password
         actor = {"type": "anonymous", "name": account, "address": address}
         if self.guard is not None:
             verdict = await self.guard.check(account, address)
@@ -370,7 +370,7 @@ class Identity:
             if verdict.delay > 0:
                 # Growing delay after repeated failures (OWASP ASVS 2.2.1).
                 await asyncio.sleep(verdict.delay)
-        found = await self.users.find(account) if 0 < len(password) <= 1024 else None
+        found = await self.users.find(account) if usable else None
         ok, new_hash = await self.passwords.verify(password[:1024], found[1] if found else None)
         user = found[0] if found else None
         if not ok or user is None or user.disabled:
