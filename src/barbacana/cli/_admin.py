@@ -27,7 +27,7 @@ async def identity_context(
     """An :class:`Identity` on the settings' database, migrated, keys loaded."""
     if sealer is None and settings.secrets.kek_ref == "file://kek":
         DataDir(settings.data_dir).ensure_kek()
-    db = Database(settings.database_url, pool_size=2)
+    db = Database.from_settings(settings, pool_size=2)
     try:
         identity = Identity(settings, db, sealer or await open_sealer(settings))
         await identity.migrate()

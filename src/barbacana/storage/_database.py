@@ -6,7 +6,7 @@ import zlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
@@ -14,6 +14,9 @@ from sqlalchemy.exc import ArgumentError, DataError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from ..errors import ConfigurationError, RequestError, StorageError
+
+if TYPE_CHECKING:
+    from ..settings import Settings
 
 __all__ = ["Database", "UnstorableValueError"]
 
@@ -94,6 +97,15 @@ class Database:
         self.engine: AsyncEngine = create_async_engine(parsed, **kwargs)
         if self.dialect == "sqlite":
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, pool_size: int | None = None) -> Database:
+        """The service's database as ``settings.database`` describes it."""
+        return cls(
+            settings.database_url,
+            pool_size=pool_size or settings.database.pool_size,
+            echo=settings.database.echo,
+        )
 
     def __repr__(self) -> str:
         # Never show the URL: it may hold a password.

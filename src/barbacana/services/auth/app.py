@@ -563,7 +563,7 @@ def create_app(
         db: The database (default: from ``settings``).
         reseal: Resolves the KEK again after it rotates.
     """
-    database = db or Database(settings.database_url, pool_size=settings.database.pool_size)
+    database = db or Database.from_settings(settings)
     redis_url = settings.redis.url.get_secret_value() if settings.redis.url else None
     guard = login_guard_from_url(
         settings.ratelimit.store_url_or(redis_url), settings.ratelimit.login

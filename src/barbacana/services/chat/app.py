@@ -262,7 +262,7 @@ def create_app(
         raise ConfigurationError(
             "set BARBACANA_TOKENS_IDENTITY_URL so the chat service can reach the identity service"
         )
-    database = db or Database(settings.database_url, pool_size=settings.database.pool_size)
+    database = db or Database.from_settings(settings)
     remote = RemoteIdentity(settings, client_factory=client_factory)
     policy = CorsPolicy.from_settings(settings.cors)
     identity_client = client_factory(

@@ -118,7 +118,7 @@ def create_app(
         resolver: DNS resolver of the SSRF-safe client (tests pass a stub).
         db: The database (default: from ``settings``).
     """
-    database = db or Database(settings.database_url, pool_size=settings.database.pool_size)
+    database = db or Database.from_settings(settings)
     remote = RemoteIdentity(settings, client_factory=client_factory)
     # Validated now: a bad outbound policy stops start-up with a fix-it message.
     outbound_policy = OutboundPolicy.from_settings(settings.outbound, profile=settings.profile)
