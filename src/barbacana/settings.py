@@ -210,6 +210,11 @@ class DatabaseSettings(_Section):
     """SQLite under the data directory by default; PostgreSQL by URL."""
 
     url: SecretStr | None = None
+    #: A secret reference (``aws://prod/orders-db``, ``vault://secret/data/orders#db``,
+    #: ``file://db-credentials``) holding the password, or a JSON object with ``username``
+    #: and ``password`` (AWS RDS rotation's shape). It overrides the URL's, is refreshed
+    #: every ``secrets.ttl``, and a new value is used without restart (PostgreSQL only).
+    credentials_ref: str | None = None
     pool_size: int = Field(10, ge=1)
     echo: bool = False
 

@@ -1,5 +1,12 @@
-"""Storage: one async engine per service, migrations per concern."""
+"""Storage: one async engine per service, migrations per concern, rotating credentials."""
 
+from ._credentials import Credentials, SecretCredentials, parse_credentials
 from ._database import Database, UnstorableValueError
 
-__all__ = ["Database", "UnstorableValueError"]
+__all__ = [
+    "Credentials",
+    "Database",
+    "SecretCredentials",
+    "UnstorableValueError",
+    "parse_credentials",
+]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import zlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -10,15 +12,19 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, DataError, OperationalError
+from sqlalchemy.exc import ArgumentError, DataError, DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from ..errors import ConfigurationError, RequestError, StorageError
+from ._credentials import RotatingLogin, RotationListener, SecretCredentials
 
 if TYPE_CHECKING:
     from ..settings import Settings
 
-__all__ = ["Database", "UnstorableValueError"]
+logger = logging.getLogger("barbacana.storage")
+
+
+__all__ = ["Database", "RotationListener", "UnstorableValueError"]
 
 
 class UnstorableValueError(RequestError):
@@ -72,6 +78,17 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def _login_refused(exc: DBAPIError) -> StorageError | None:
+    # SQLSTATE class 28 (bad password, unknown role, NOLOGIN) arrives as a bare DBAPIError.
+    if not str(getattr(exc.orig, "sqlstate", "") or "").startswith("28"):
+        return None
+    logger.error(
+        "the database refused this service's login: check the user and password in "
+        "BARBACANA_DATABASE_URL or the secret BARBACANA_DATABASE_CREDENTIALS_REF names"
+    )
+    return StorageError("the database refused this service's login")
+
+
 class Database:
     """An async SQLAlchemy engine with health check and migrations.
 
@@ -80,14 +97,35 @@ class Database:
             their async drivers.
         pool_size: Connections kept open (PostgreSQL).
         echo: Log SQL (development only).
+        credentials: Where the user name and password come from when they rotate
+            (PostgreSQL); the URL's own are used when ``None``. New connections use
+            the newest value; a connection opened with an older one is recycled when
+            it is next checked out and closed when its request gives it back; while
+            the previous value still works, a login the newest is refused falls back
+            to it.
 
     Raises:
         ConfigurationError: The URL is malformed or names an unsupported database.
     """
 
-    def __init__(self, url: str, *, pool_size: int = 10, echo: bool = False) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        pool_size: int = 10,
+        echo: bool = False,
+        credentials: SecretCredentials | None = None,
+    ) -> None:
         parsed = _normalise(url)
         self.dialect: str = parsed.get_backend_name()
+        if credentials is not None and self.dialect != "postgresql":
+            raise ConfigurationError(
+                "BARBACANA_DATABASE_CREDENTIALS_REF applies to PostgreSQL only; unset it or "
+                "point BARBACANA_DATABASE_URL at PostgreSQL"
+            )
+        self._login = RotatingLogin(credentials) if credentials is not None else None
+        self._started = False
+        self._start_lock = asyncio.Lock()
         kwargs: dict[str, Any] = {"echo": echo, "pool_pre_ping": True}
         if self.dialect == "sqlite":
             if parsed.database and parsed.database != ":memory:":
@@ -97,15 +135,39 @@ class Database:
         self.engine: AsyncEngine = create_async_engine(parsed, **kwargs)
         if self.dialect == "sqlite":
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
+        if self._login is not None:
+            self._login.attach(self.engine)
 
     @classmethod
     def from_settings(cls, settings: Settings, *, pool_size: int | None = None) -> Database:
-        """The service's database as ``settings.database`` describes it."""
+        """The service's database as ``settings.database`` describes it.
+
+        With ``database.credentials_ref`` set, the user name and password come from
+        that secret and follow its rotations (see :mod:`barbacana.storage._credentials`).
+        """
         return cls(
             settings.database_url,
             pool_size=pool_size or settings.database.pool_size,
             echo=settings.database.echo,
+            credentials=SecretCredentials.from_settings(settings),
         )
+
+    def on_rotation(self, listener: RotationListener) -> None:
+        """Call ``listener(version)`` after the credentials change (to record an audit event).
+
+        Raises:
+            ConfigurationError: The database has no rotating credentials.
+        """
+        if self._login is None:
+            raise ConfigurationError("this database has no rotating credentials")
+        self._login.listeners.append(listener)
+
+    async def _start(self) -> None:
+        if self._login is not None and not self._started:
+            async with self._start_lock:
+                if not self._started:
+                    await self._login.credentials.start()
+                    self._started = True
 
     def __repr__(self) -> str:
         # Never show the URL: it may hold a password.
@@ -118,6 +180,7 @@ class Database:
         Raises:
             StorageError: The database could not be reached.
         """
+        await self._start()
         try:
             async with self.engine.begin() as conn:
                 yield conn
@@ -125,10 +188,16 @@ class Database:
             raise UnstorableValueError() from exc
         except (OperationalError, OSError) as exc:
             raise StorageError("the database is unavailable") from exc
+        except DBAPIError as exc:
+            refused = _login_refused(exc)
+            if refused is None:
+                raise
+            raise refused from exc
 
     @asynccontextmanager
     async def connect(self) -> AsyncIterator[AsyncConnection]:
         """A connection without an implicit transaction commit (reads)."""
+        await self._start()
         try:
             async with self.engine.connect() as conn:
                 yield conn
@@ -136,6 +205,11 @@ class Database:
             raise UnstorableValueError() from exc
         except (OperationalError, OSError) as exc:
             raise StorageError("the database is unavailable") from exc
+        except DBAPIError as exc:
+            refused = _login_refused(exc)
+            if refused is None:
+                raise
+            raise refused from exc
 
     async def check(self) -> None:
         """Raise :class:`StorageError` unless the database answers ``SELECT 1``."""
@@ -177,5 +251,8 @@ class Database:
             await conn.run_sync(upgrade)
 
     async def dispose(self) -> None:
-        """Close every pooled connection."""
+        """Close every pooled connection (and stop watching rotating credentials)."""
+        if self._login is not None and self._started:
+            self._started = False
+            await self._login.credentials.stop()
         await self.engine.dispose()
