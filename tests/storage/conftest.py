@@ -85,7 +85,9 @@ def scram_cluster() -> Iterator[ScramCluster]:
     tools = shutil.which("pg_createcluster"), shutil.which("pg_dropcluster")
     version = _version()
     if None in tools or version is None:
-        missing("pg_createcluster (Debian's postgresql-common) to start a password-checking cluster")
+        missing(
+            "pg_createcluster (Debian's postgresql-common) to start a password-checking cluster"
+        )
     if os.geteuid() != 0:
         missing("pg_createcluster needs root to create a cluster owned by postgres")
     assert version is not None
@@ -102,7 +104,10 @@ def scram_cluster() -> Iterator[ScramCluster]:
         yield ScramCluster(version, name, port)
     finally:
         subprocess.run(  # nosec B603 B607
-            ["pg_dropcluster", "--stop", version, name], capture_output=True, timeout=120, check=False
+            ["pg_dropcluster", "--stop", version, name],
+            capture_output=True,
+            timeout=120,
+            check=False,
         )
 
 
@@ -130,7 +135,7 @@ def app_roles(scram_cluster: ScramCluster) -> Iterator[AppRoles]:
     statements = [f'CREATE ROLE "{owner}" NOLOGIN']
     for user, password in (roles.first, roles.second):
         statements += [
-            f"CREATE ROLE \"{user}\" LOGIN PASSWORD '{password}' IN ROLE \"{owner}\"",
+            f'CREATE ROLE "{user}" LOGIN PASSWORD \'{password}\' IN ROLE "{owner}"',
             # Every session acts as the owner, so tables either role creates are shared.
             f'ALTER ROLE "{user}" SET role = "{owner}"',
         ]

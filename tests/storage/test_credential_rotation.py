@@ -16,13 +16,13 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 from sqlalchemy import text
 
 from barbacana.errors import ConfigurationError, SecretsError, StorageError
 from barbacana.secrets import SecretsSettings
 from barbacana.settings import Settings
 from barbacana.storage import Credentials, Database, parse_credentials
-from pydantic import SecretStr
 from tests.storage.conftest import AppRoles, ScramCluster
 
 REF = "file://db-credentials"
