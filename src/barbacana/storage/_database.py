@@ -152,6 +152,16 @@ class Database:
             credentials=SecretCredentials.from_settings(settings),
         )
 
+    @property
+    def rotates(self) -> bool:
+        """Whether the credentials come from a secret that may rotate."""
+        return self._login is not None
+
+    @property
+    def credentials_ref(self) -> str | None:
+        """The secret reference the credentials come from (a name, never a value)."""
+        return self._login.credentials.ref if self._login is not None else None
+
     def on_rotation(self, listener: RotationListener) -> None:
         """Call ``listener(version)`` after the credentials change (to record an audit event).
 
