@@ -63,7 +63,7 @@ async def read_signing_keys(
     if missing:
         return None, missing
     try:
-        db = Database(url, pool_size=1)
+        db = Database.from_settings(settings, pool_size=1)
     except ConfigurationError as exc:
         return None, exc.detail
     try:

@@ -62,7 +62,13 @@ def check_env_secrets(context: CheckContext) -> Iterator[Message]:
     for name in SECRET_URL_VARIABLES:
         value = context.environ.get(name)
         if value and _has_password(value):
-            yield PLAIN_ENV_SECRET(f"{name} carries a password", target=name)
+            hint = (
+                "; keep the password in a secret named by BARBACANA_DATABASE_CREDENTIALS_REF, "
+                "which also follows its rotations"
+                if name == "BARBACANA_DATABASE_URL"
+                else ""
+            )
+            yield PLAIN_ENV_SECRET(f"{name} carries a password{hint}", target=name)
     if context.settings.secrets.kek_ref.startswith("env://"):
         yield PLAIN_ENV_SECRET(
             "secrets.kek_ref reads the key-encryption key from the environment",
