@@ -107,11 +107,16 @@ async def test_the_url_without_the_secret_cannot_log_in(
 
 
 async def test_a_rotation_moves_new_sessions_and_drains_old_ones(
-    scram_cluster: ScramCluster, app_roles: AppRoles, tmp_path: Path
+    scram_cluster: ScramCluster,
+    app_roles: AppRoles,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.DEBUG)
     first, second = app_roles.first, app_roles.second
     write_credentials(tmp_path / "secrets", *first)
-    db = Database.from_settings(rotating_settings(tmp_path, scram_cluster.url(app_roles.database)))
+    settings = rotating_settings(tmp_path, scram_cluster.url(app_roles.database), echo=True)
+    db = Database.from_settings(settings)
     rotations: list[str | None] = []
     db.on_rotation(rotations.append)
     try:
@@ -142,6 +147,11 @@ async def test_a_rotation_moves_new_sessions_and_drains_old_ones(
         assert rows == [1, 2, 3]
     finally:
         await db.dispose()
+    # Logged at DEBUG with SQL echo on, shown in repr: never a password.
+    seen = "\n".join([caplog.text, repr(settings), repr(db), repr(db._login)])
+    assert "database credentials file://db-credentials changed" in caplog.text
+    assert first[1] not in seen
+    assert second[1] not in seen
 
 
 async def test_a_source_ahead_of_the_database_falls_back_to_the_previous_login(
