@@ -188,12 +188,6 @@ def load(base_url: str, token: str, client: tuple[str, str]) -> Any:
                     "checks": {"positive_data_acceptance": {"enabled": False}},
                 },
             ],
-            "checks": {
-                # Starlette answers a 405 with the methods of the first route whose path
-                # matches, not every method of the path: pinned by
-                # ``test_405_lists_every_method_of_the_path`` until the web layer fixes it.
-                "allow_header_conformance": {"enabled": False},
-            },
             "request-timeout": 10,
         }
     )
@@ -364,21 +358,15 @@ def test_auth_session_enders(gate: Gate) -> None:
     }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a 405 lists only the methods of the first route matching the path "
-    "(Starlette's routing); barbacana.web should list every method of the path",
-)
 def test_405_lists_every_method_of_the_path(gate: Gate) -> None:
     """RFC 9110 §15.5.6: a 405's ``Allow`` lists the target resource's methods.
 
-    Schemathesis's ``allow_header_conformance`` found ``OPTIONS /orders``
-    answered with ``Allow: GET`` though ``/orders`` also takes ``POST``; the
-    check is off in the gate until this passes (strict: it fails once fixed).
+    Schemathesis's ``allow_header_conformance`` once found ``OPTIONS /orders``
+    answered with ``Allow: GET`` though ``/orders`` also takes ``POST``: Starlette
+    lists the methods of the first route matching the path only.
     """
     response = httpx.request(
         "OPTIONS", f"{gate.orders}/orders", headers={"Authorization": f"Bearer {gate.token}"}
     )
     assert response.status_code == 405
-    allowed = {method.strip() for method in response.headers["allow"].split(",")}
-    assert {"GET", "POST"} <= allowed
+    assert response.headers["allow"] == "GET, HEAD, POST"

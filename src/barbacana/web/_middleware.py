@@ -3,20 +3,27 @@
 It owns what must hold for *every* response, errors included: the request id,
 the security headers, the body-size limit, and a generic problem+json 500 when
 something below fails unexpectedly (Starlette's own 500 would bypass the headers).
+
+It also makes the app's methods honest (RFC 9110): ``HEAD`` is served for every
+``GET`` route, and a 405's ``Allow`` lists every method of every route matching
+the path, wherever the 405 came from (Starlette and FastAPI list only the route
+they happened to try first).
 """
 
 from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from ipaddress import IPv4Network, IPv6Network, ip_address
+from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .. import _context
 from ._forwarded import client_address
 from ._problem import PROBLEM_CONTENT_TYPE, internal_error_body, log_unexpected, problem_body
+from ._routing import allow_header, route_serves, served_methods
 
 __all__ = ["SecurityMiddleware"]
 
@@ -95,6 +102,16 @@ class SecurityMiddleware:
         extra.append((b"x-request-id", request_id.encode()))
         if self._is_https(scope):
             extra.extend(self._hsts)
+        # Routing rewrites the scope in place (root_path, path_params): keep the
+        # request as it arrived, to ask the routes again for a 405's Allow.
+        routes = getattr(getattr(scope.get("app"), "router", None), "routes", None)
+        probe: Scope = {
+            "type": "http",
+            "method": scope.get("method", ""),
+            "path": scope.get("path", ""),
+            "root_path": scope.get("root_path", ""),
+            "headers": scope.get("headers", []),
+        }
 
         started = False
 
@@ -102,9 +119,12 @@ class SecurityMiddleware:
             nonlocal started
             if message["type"] == "http.response.start":
                 started = True
-                present = {name for name, _ in message.get("headers", [])}
+                headers = list(message.get("headers", []))
+                if message.get("status") == 405 and routes is not None:
+                    headers = _with_allow(headers, routes, probe)
+                present = {name for name, _ in headers}
                 message = dict(message)
-                message["headers"] = list(message.get("headers", [])) + [
+                message["headers"] = headers + [
                     (name, value) for name, value in extra if name not in present
                 ]
             await send(message)
@@ -113,8 +133,15 @@ class SecurityMiddleware:
         if too_large:
             await self._send_problem(send_with_headers, 413, "body_too_large", scope)
             return
+        app_send: Send = send_with_headers
+        if probe["method"] == "HEAD" and routes is not None and _head_as_get(routes, probe):
+            # RFC 9110 §9.3.2: HEAD is GET without the content. Everything below
+            # (routing, access, limits, audit) sees the GET it stands for.
+            scope = {**scope, "method": "GET"}
+            probe["method"] = "GET"
+            app_send = _without_content(send_with_headers)
         try:
-            await self.app(scope, receive, send_with_headers)
+            await self.app(scope, receive, app_send)
         except Exception as exc:  # noqa: BLE001 -- last resort: a generic 500, details to the log only
             log_unexpected(exc)
             if not started:
@@ -210,6 +237,44 @@ class SecurityMiddleware:
                 proto: bytes = value.split(b",")[-1].strip().lower()
                 return proto == b"https"
         return False
+
+
+def _with_allow(
+    headers: list[tuple[bytes, bytes]], routes: Sequence[Any], probe: Scope
+) -> list[tuple[bytes, bytes]]:
+    """``headers`` with ``Allow`` naming every method the path is served with (RFC 9110 §10.2.1).
+
+    A 405 from a handler that did match the method (it refused for its own
+    reasons) keeps its own ``Allow``, and so does a path whose routes cannot tell.
+    """
+    if route_serves(routes, probe):
+        return headers
+    methods = served_methods(routes, probe)
+    if not methods:
+        return headers
+    allow = allow_header(methods).encode("latin-1")
+    return [(name, value) for name, value in headers if name.lower() != b"allow"] + [
+        (b"allow", allow)
+    ]
+
+
+def _head_as_get(routes: Sequence[Any], probe: Scope) -> bool:
+    """True when no route serves ``HEAD`` at the path but one serves ``GET``."""
+    if route_serves(routes, probe):
+        return False
+    return route_serves(routes, {**probe, "method": "GET"})
+
+
+def _without_content(send: Send) -> Send:
+    """A ``send`` that keeps the response's status and headers and drops its content."""
+
+    async def send_head(message: Message) -> None:
+        if message["type"] != "http.response.body":
+            await send(message)
+        elif not message.get("more_body", False):
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    return send_head
 
 
 def _from_trusted(scope: Scope, networks: tuple[IPv4Network | IPv6Network, ...]) -> bool:
