@@ -10,11 +10,13 @@ from barbacana.tokens import (
     KeyRing,
     TokenIssuer,
     TokenVerifier,
+    UnknownKeyError,
     generate_signing_key,
+    next_to_promote,
     rotate,
 )
 
-from .helpers import AUDIENCE, ISSUER, NOW, FakeClock
+from .helpers import AUDIENCE, ISSUER, NOW, FakeClock, cached_key
 
 
 def states(keys: list) -> list[str]:  # type: ignore[type-arg]
@@ -135,3 +137,100 @@ class TestNoValidRequestFails:
             verifier.verify(issuer.issue_access("u", scope=[], roles=[], client_id="c").token).sub
             == "u"
         )
+
+
+class TestAlgorithmChange:
+    """Changing the signing algorithm is a rotation like any other."""
+
+    def test_next_key_takes_the_new_algorithm(self) -> None:
+        """After RS256 → Ed25519, the step publishes an Ed25519 key; the next one promotes it."""
+        old = cached_key("RS256")
+        keys = rotate([old], now=NOW, alg="Ed25519", retire_after=60)
+        assert [(key.alg, key.state) for key in keys] == [("RS256", "active"), ("Ed25519", "next")]
+        keys = rotate(keys, now=NOW + 1, alg="Ed25519", retire_after=60)
+        assert [(key.alg, key.state) for key in keys] == [
+            ("RS256", "retiring"),
+            ("Ed25519", "active"),
+        ]
+        assert keys[0].retire_at == NOW + 61
+        published = {jwk["alg"]: jwk for jwk in KeyRing(keys).jwks()["keys"]}
+        assert published["RS256"]["kty"] == "RSA"
+        assert (published["Ed25519"]["kty"], published["Ed25519"]["crv"]) == ("OKP", "Ed25519")
+
+    def test_next_key_of_the_old_algorithm_never_signs(self) -> None:
+        """A next key published for the old algorithm is retired and replaced, never promoted."""
+        active = cached_key("ES256")
+        stale = generate_signing_key("ES256", now=NOW - 100)
+        keys = rotate([active, stale], now=NOW, alg="Ed25519", retire_after=60)
+        assert [(key.kid, key.state) for key in keys[:2]] == [
+            (active.kid, "active"),
+            (stale.kid, "retired"),
+        ]
+        assert keys[1].retire_at == NOW
+        assert (keys[2].alg, keys[2].state, keys[2].created_at) == ("Ed25519", "next", NOW)
+        ring = KeyRing(keys)
+        assert ring.signing_key().kid == active.kid
+        assert ring.verification_key(stale.kid) is None
+        assert stale.kid not in {jwk["kid"] for jwk in ring.jwks()["keys"]}
+        keys = rotate(keys, now=NOW + 1, alg="Ed25519", retire_after=60)
+        assert KeyRing(keys).signing_key().alg == "Ed25519"
+
+    def test_ed25519_name_change_is_an_algorithm_change(self) -> None:
+        """A next key published as Ed25519 is replaced when the setting asks for EdDSA."""
+        stale = generate_signing_key("Ed25519", now=NOW - 100)
+        keys = rotate(
+            [cached_key("ES256"), stale],
+            now=NOW,
+            alg="Ed25519",
+            retire_after=60,
+            ed25519_alg_name="EdDSA",
+        )
+        assert [(key.alg, key.state) for key in keys] == [
+            ("ES256", "active"),
+            ("Ed25519", "retired"),
+            ("EdDSA", "next"),
+        ]
+
+    def test_next_to_promote(self) -> None:
+        """It names the oldest next key of the configured algorithm, or nothing."""
+        older = generate_signing_key("ES256", now=NOW - 10)
+        newer = generate_signing_key("ES256", now=NOW - 5)
+        other = generate_signing_key("Ed25519", now=NOW - 20)
+        keys = [cached_key("RS256"), newer, other, older]
+        assert next_to_promote(keys, alg="ES256") is older
+        assert next_to_promote(keys, alg="Ed25519") is other
+        assert next_to_promote(keys, alg="Ed25519", ed25519_alg_name="EdDSA") is None
+        assert next_to_promote(keys, alg="RS256") is None
+        promoted = rotate(keys, now=NOW, alg="ES256", retire_after=60)
+        assert [key.state for key in promoted] == ["retiring", "next", "retired", "active"]
+
+    @pytest.mark.parametrize(("old", "new"), [("RS256", "Ed25519"), ("Ed25519", "ES256")])
+    def test_old_tokens_verify_until_the_old_key_retires(self, old: str, new: str) -> None:
+        """One verifier accepts both algorithms through the overlap, then only the new one."""
+        clock = FakeClock()
+        ttl = 600
+        ring = KeyRing([cached_key(old)])
+        issuer = TokenIssuer(ring, issuer=ISSUER, audience=AUDIENCE, access_ttl=ttl, clock=clock)
+        verifier = TokenVerifier(
+            ring,
+            issuer=ISSUER,
+            audience=AUDIENCE,
+            algorithms=[old, new],
+            clock=clock,
+            cache_size=16,
+        )
+        old_token = issuer.issue_access("u", scope=[], roles=[], client_id="c").token
+        assert verifier.verify(old_token).sub == "u"
+        for _ in range(2):  # publish, then promote
+            ring.replace(rotate(ring.keys, now=clock(), alg=new, retire_after=ttl))
+        new_token = issuer.issue_access("u", scope=[], roles=[], client_id="c").token
+        assert ring.signing_key().alg == new
+        assert verifier.verify(old_token).sub == "u"
+        assert verifier.verify(new_token).sub == "u"
+
+        clock.advance(ttl)
+        ring.replace(rotate(ring.keys, now=clock(), alg=new, retire_after=ttl))
+        assert [key.alg for key in ring.keys if key.state == "retired"] == [old]
+        assert {jwk["alg"] for jwk in ring.jwks()["keys"]} == {new}
+        with pytest.raises(UnknownKeyError):
+            verifier.verify(old_token)

@@ -19,7 +19,7 @@ from ._keys import (
 )
 from ._revocation import RevocationState
 from ._ring import KeyRing, RefreshableRingProvider, RingProvider
-from ._rotation import rotate
+from ._rotation import next_to_promote, rotate
 from ._verify import REGISTERED_ALGORITHMS, TokenVerifier
 from .errors import (
     AlgorithmMismatchError,
@@ -85,5 +85,6 @@ __all__ = [
     "generate_signing_key",
     "jwk_thumbprint",
     "key_from_jwk",
+    "next_to_promote",
     "rotate",
 ]
