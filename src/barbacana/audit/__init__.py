@@ -3,14 +3,17 @@
 A service opens the trail once, records security events durably and access
 events in bulk, and an operator verifies it with ``barbacana audit verify``::
 
-    trail = await AuditTrail.open(db, settings.data_dir, settings.audit, service="auth")
+    trail = await AuditTrail.open(
+        db, settings.data_dir, settings.audit, service="auth", sealer=sealer
+    )
     await trail.record("auth.login.failed", actor=Actor.user(user_id), outcome="failure",
                        reason="invalid_credentials", details={"username": name})
     ...
     await trail.close()
 
 Events are leaves of an RFC 6962 Merkle tree; signed checkpoints (Ed25519,
-key outside the database) commit to its root every N events or T seconds.
+key outside the database, sealed at rest under the key-encryption key that
+``sealer`` holds) commit to its root every N events or T seconds.
 """
 
 from ._asgi import AUDIT_REASON_KEY, AuditMiddleware, Identify
@@ -45,7 +48,9 @@ from ._verify import Problem, VerifyReport, verify_trail
 from .errors import (
     AuditError,
     AuditEventError,
+    AuditEventRefusedError,
     AuditKeyError,
+    AuditKeyLockedError,
     AuditProofError,
     AuditQueryError,
     AuditTrailNotFoundError,
@@ -63,8 +68,10 @@ __all__ = [
     "AuditError",
     "AuditEvent",
     "AuditEventError",
+    "AuditEventRefusedError",
     "AuditKey",
     "AuditKeyError",
+    "AuditKeyLockedError",
     "AuditMiddleware",
     "AuditProofError",
     "AuditQueryError",

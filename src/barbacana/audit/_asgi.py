@@ -6,7 +6,8 @@ the query string), and the status:
 
 - 401 and 403 as ``access.denied`` and 429 as ``ratelimit.exceeded``, durably:
   if the trail cannot be written and refuses, the client gets a 503
-  problem+json instead of the original response;
+  problem+json instead of the original response (a 500 when the store refused
+  that one event's content: retrying would not help);
 - every other status as a bulk ``access.request`` event (group-committed).
 
 The route template comes from ``scope["route"].path`` (set by the router, so
@@ -26,7 +27,7 @@ from typing import Any
 from .. import _context
 from ._events import Actor
 from ._trail import AuditTrail
-from .errors import AuditUnavailableError
+from .errors import AuditEventRefusedError, AuditUnavailableError
 
 __all__ = ["AUDIT_REASON_KEY", "AuditMiddleware", "Identify"]
 
@@ -74,16 +75,12 @@ class AuditMiddleware:
         self.trail = trail
         self.identify = identify
         self.exclude_paths = frozenset(exclude_paths)
-        unavailable = AuditUnavailableError("the audit trail is unavailable; try again later")
-        self._unavailable_body = json.dumps(
-            {
-                "type": "about:blank",
-                "title": unavailable.title,
-                "status": unavailable.status,
-                "detail": unavailable.detail,
-                "code": unavailable.code,
-            }
-        ).encode()
+        self._unavailable_body = _problem(
+            AuditUnavailableError("the audit trail is unavailable; try again later")
+        )
+        self._refused_body = _problem(
+            AuditEventRefusedError("the audit event of this request could not be stored")
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope.get("path") in self.exclude_paths:
@@ -98,9 +95,9 @@ class AuditMiddleware:
                 started = True
                 try:
                     await self._record(scope, int(message["status"]))
-                except AuditUnavailableError:
+                except AuditUnavailableError as exc:
                     refused = True
-                    await self._send_unavailable(send)
+                    await self._send_unavailable(send, exc)
                     return
             if refused:
                 return  # the original response is replaced by the 503
@@ -159,17 +156,29 @@ class AuditMiddleware:
                 details=details,
             )
 
-    async def _send_unavailable(self, send: Send) -> None:
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 503,
-                "headers": [
-                    (b"content-type", b"application/problem+json"),
-                    (b"content-length", str(len(self._unavailable_body)).encode()),
-                    (b"retry-after", b"5"),
-                    (b"cache-control", b"no-store"),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": self._unavailable_body})
+    async def _send_unavailable(self, send: Send, exc: AuditUnavailableError) -> None:
+        refused = isinstance(exc, AuditEventRefusedError)
+        body = self._refused_body if refused else self._unavailable_body
+        headers = [
+            (b"content-type", b"application/problem+json"),
+            (b"content-length", str(len(body)).encode()),
+            (b"cache-control", b"no-store"),
+        ]
+        if not refused:
+            headers.append((b"retry-after", b"5"))
+        status = AuditEventRefusedError.status if refused else AuditUnavailableError.status
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+
+def _problem(error: AuditUnavailableError) -> bytes:
+    """The RFC 9457 body of an audit failure (fixed text: nothing of the request in it)."""
+    return json.dumps(
+        {
+            "type": "about:blank",
+            "title": error.title,
+            "status": error.status,
+            "detail": error.detail,
+            "code": error.code,
+        }
+    ).encode()

@@ -70,6 +70,7 @@ CATALOGUE: Mapping[str, str] = MappingProxyType(
         "key.created": "A signing key was created",
         "key.rotated": "Signing keys moved one step in their lifecycle",
         "key.retired": "A signing key was retired",
+        "key.rewrapped": "Sealed keys were re-encrypted under the current key-encryption key",
         "apikey.created": "An API key was created",
         "apikey.revoked": "An API key was revoked",
         "access.denied": "A request was refused: not authenticated or not allowed",

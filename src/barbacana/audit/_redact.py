@@ -14,9 +14,20 @@ which
   §7.1), PEM blocks (RFC 7468), ``Bearer``/``Basic`` credentials (RFC 6750,
   RFC 7617), passwords in URLs (RFC 3986 §3.2.1) and secret query parameters
   are cut out;
-- depth, container sizes and string lengths are capped, so one event stays small.
+- depth, container sizes and string lengths are capped, so one event stays small;
+- characters no store can hold -- NUL (PostgreSQL refuses it in ``text`` and
+  ``jsonb``) and lone UTF-16 surrogates (not encodable as UTF-8) -- become
+  U+FFFD REPLACEMENT CHARACTER, in keys and values alike.
 
 Unknown objects become ``<TypeName>``: their ``str()`` might hold a secret.
+
+Why replace rather than refuse: the events that carry such characters are
+mostly records of hostile input (a path with ``%00``, a forged header), the
+very events an investigator needs; refusing them would let a client keep its
+own requests out of the trail, or turn them into errors. U+FFFD is what every
+UTF-8 decoder writes for what it cannot represent, so the stored event says
+"a character was here that could not be kept", and it is the same event,
+hashed the same way, on SQLite and on PostgreSQL.
 """
 
 from __future__ import annotations
@@ -33,10 +44,21 @@ from decimal import Decimal
 from pathlib import PurePath
 from typing import Any
 
-__all__ = ["REDACTED", "Redactor"]
+__all__ = ["REDACTED", "REPLACEMENT", "Redactor", "storable"]
 
 #: What replaces a secret.
 REDACTED = "[REDACTED]"
+#: What replaces a character no store can hold (NUL, a lone surrogate).
+REPLACEMENT = "\ufffd"
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def storable(text: str) -> str:
+    """``text`` with NUL and lone surrogates replaced by U+FFFD (see the module docstring)."""
+    if text.isascii():
+        return text.replace("\x00", REPLACEMENT) if "\x00" in text else text
+    return _UNSTORABLE.sub(REPLACEMENT, text)
+
 
 # Parts of a field name that make its value a secret.
 _SECRET_WORDS = frozenset(
@@ -221,8 +243,12 @@ class Redactor:
         return REDACTED
 
     def redact_text(self, text: str, *, limit: int | None = None) -> str:
-        """Cut secrets out of a string capped at ``limit`` characters (default ``max_string``)."""
+        """Cut secrets out of a string capped at ``limit`` characters (default ``max_string``).
+
+        NUL and lone surrogates become U+FFFD first.
+        """
         cap = self._max_string if limit is None else limit
+        text = storable(text)
         if len(text) > cap:
             text = text[:cap] + "…"
         if not self._extra and not _may_hold_secret(text):
@@ -245,7 +271,7 @@ class Redactor:
             if count >= self._max_items:
                 out["…"] = f"{len(value) - count} more"
                 break
-            name = self.redact_text(str(key)) if not isinstance(key, str) else key
+            name = self.redact_text(str(key)) if not isinstance(key, str) else storable(key)
             if self.is_secret_name(name):
                 out[name] = REDACTED
             else:
@@ -265,7 +291,7 @@ class Redactor:
     def _pair(self, item: Any, depth: int) -> list[Any]:
         # A (name, value) pair such as an ASGI header: the name decides.
         raw_name, raw_value = item
-        name = raw_name.decode("latin-1") if isinstance(raw_name, bytes) else raw_name
+        name = storable(raw_name.decode("latin-1") if isinstance(raw_name, bytes) else raw_name)
         if self.is_secret_name(name):
             return [name, REDACTED]
         if isinstance(raw_value, bytes):

@@ -41,11 +41,18 @@ class AuditSettings(BaseModel):
     batch_interval_ms: int = Field(200, ge=1, le=60_000)
     #: Bulk events waiting for a commit before ``record_access`` waits for one.
     max_pending: int = Field(10_000, ge=1)
-    #: The Ed25519 audit signing key (PEM). Default ``<data_dir>/audit/audit-key.pem``.
+    #: The Ed25519 audit signing key, sealed under the key-encryption key
+    #: (``secrets.kek_ref``). Default ``<data_dir>/audit/audit-key.pem``; its public
+    #: half, plain, is written beside it (``audit-key.pub.pem``).
     key_path: Path | None = None
-    #: The HMAC key (per-event MACs, blind indexes). Default ``<data_dir>/audit/audit-hmac.key``.
+    #: The HMAC key (per-event MACs, blind indexes), sealed the same way.
+    #: Default ``<data_dir>/audit/audit-hmac.key``.
     hmac_key_path: Path | None = None
-    #: Encrypts the audit signing key at rest when set.
+    #: Deprecated: the key-encryption key protects the audit keys now. Set it only
+    #: to read a passphrase-protected signing key written by an earlier version,
+    #: once: the services then seal that key under the KEK and no longer need it.
+    #: (Without a key-encryption key -- ``AuditTrail.open`` with no ``sealer`` --
+    #: new signing keys are still encrypted with it, as before.)
     key_passphrase: SecretStr | None = None
     #: Detail fields kept only as keyed HMACs ("blind indexes"), e.g. ``["email"]``:
     #: searchable with ``barbacana audit hmac VALUE``, never stored in clear.

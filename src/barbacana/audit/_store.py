@@ -6,6 +6,12 @@ canonical event, RFC 6962 §2.1) → *MAC* → *store*, and every N events or T
 seconds a signed checkpoint, all in one transaction. So an event acknowledged
 to the caller is committed, and ``seq`` is gap-free however many processes
 write the same trail.
+
+One event the store cannot hold (a value the database refuses, content that
+is not JSON or not valid Unicode) fails the append with
+:class:`AuditEventRefusedError`, distinct from :class:`AuditUnavailableError`
+(the store is down): the trail then stores the rest of the batch one by one
+and fails only that event's ``record()``.
 """
 
 from __future__ import annotations
@@ -20,18 +26,19 @@ from datetime import UTC, datetime
 from typing import Any, cast
 
 from sqlalchemy import and_, func, inspect, select, update
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DataError, DBAPIError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from .._clock import Clock, system_clock
 from ..errors import StorageError
-from ..storage import Database
+from ..storage import Database, UnstorableValueError
 from ._checkpoint import Checkpoint
 from ._events import AuditEvent, canonical_json, format_timestamp
 from ._keys import AuditKey
 from ._merkle import CompactRange, leaf_hash
 from ._schema import HEAD_ID, checkpoints_table, events_table, head_table
 from .errors import (
+    AuditEventRefusedError,
     AuditKeyError,
     AuditQueryError,
     AuditTrailNotFoundError,
@@ -68,8 +75,23 @@ def _hashed(event: AuditEvent, seq: int | None = None) -> tuple[AuditEvent, byte
         raise AuditUnavailableError("an event is hashed only once it is numbered")
     content = event.to_dict()
     content["seq"] = seq
-    body = canonical_json(content)
+    try:
+        body = canonical_json(content)
+    except (TypeError, ValueError) as exc:
+        # Not JSON (an object, NaN) or not UTF-8 (a lone surrogate): only when the
+        # processor chain that makes values storable was replaced.
+        raise AuditEventRefusedError(
+            f"the {event.action} audit event cannot be encoded: {type(exc).__name__}"
+        ) from exc
     return event.evolve(seq=seq, leaf_hash=leaf_hash(body)), body
+
+
+def _refused_value(exc: SQLAlchemyError) -> bool:
+    """Whether the database refused a *value* (SQLSTATE class 22, data exception)."""
+    if isinstance(exc, DataError):
+        return True
+    code = getattr(exc.orig, "sqlstate", None) if isinstance(exc, DBAPIError) else None
+    return isinstance(code, str) and code.startswith("22")
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,7 +242,9 @@ class AuditStore(ABC):
         """Number, hash and commit ``events`` in one transaction; return them sealed.
 
         Raises:
-            AuditUnavailableError: Nothing was written.
+            AuditEventRefusedError: Nothing was written: the store refused the
+                content of an event (store the events one by one to find which).
+            AuditUnavailableError: Nothing was written: the store failed.
         """
 
     @abstractmethod
@@ -458,9 +482,21 @@ class SqlAuditStore(AuditStore):
                     await self._write_checkpoint(conn, sealer.checkpoint(head, now), now)
                     head = dataclasses.replace(head, checkpoint_size=head.size, checkpoint_us=now)
                 await self._write_head(conn, head)
-        except (SQLAlchemyError, StorageError, OSError) as exc:
+        except UnstorableValueError as exc:
+            raise AuditEventRefusedError(self._refused(events)) from exc
+        except SQLAlchemyError as exc:
+            if _refused_value(exc):
+                raise AuditEventRefusedError(self._refused(events)) from exc
+            raise AuditUnavailableError("the audit trail could not be written") from exc
+        except (StorageError, OSError) as exc:
             raise AuditUnavailableError("the audit trail could not be written") from exc
         return sealed
+
+    @staticmethod
+    def _refused(events: Sequence[AuditEvent]) -> str:
+        if len(events) == 1:
+            return f"the database refused a value of the {events[0].action} audit event"
+        return f"the database refused a value of one of {len(events)} audit events"
 
     async def checkpoint_if_due(self, *, force: bool = False) -> Checkpoint | None:
         sealer = self._sealer_or_fail()

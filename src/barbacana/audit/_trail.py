@@ -11,6 +11,13 @@ Two ways in:
   by a background batcher every ``batch_size`` events or ``batch_interval_ms``,
   and flushed by :meth:`AuditTrail.close`.
 
+One event the store refuses for its content never takes its batch down with
+it: the batch is then stored event by event, the refused event's ``record()``
+fails at once with :class:`AuditEventRefusedError` (a refused bulk event is
+logged and dropped), and every other event is stored. The default processors
+make NUL and lone surrogates storable first (see :mod:`barbacana.audit._redact`),
+so this is the last line of defence, not the usual path.
+
 The same background task signs a checkpoint every ``checkpoint_every_seconds``
 while events are uncovered, and :meth:`close` signs a last one.
 """
@@ -27,6 +34,7 @@ import structlog
 from sqlalchemy.exc import SQLAlchemyError
 
 from .._clock import Clock, system_clock
+from ..crypto import KeySealer
 from ..errors import StorageError
 from ..storage import Database
 from ._checkpoint import Checkpoint
@@ -37,7 +45,7 @@ from ._redact import Redactor
 from ._settings import AuditSettings
 from ._store import AuditStore, CheckpointPolicy, MemoryAuditStore, SqlAuditStore
 from ._testing import publish
-from .errors import AuditError, AuditEventError, AuditUnavailableError
+from .errors import AuditError, AuditEventError, AuditEventRefusedError, AuditUnavailableError
 
 __all__ = ["MIGRATIONS", "VERSION_TABLE", "AuditTrail", "migrate"]
 
@@ -55,6 +63,38 @@ _WRITE_ERRORS = (AuditError, StorageError, SQLAlchemyError, OSError)
 async def migrate(db: Database) -> None:
     """Create or upgrade the audit tables in ``db`` (version table ``alembic_version_audit``)."""
     await db.migrate(MIGRATIONS, VERSION_TABLE)
+
+
+#: What happened to one event of a batch: stored (sealed), or the error that stopped it.
+_Outcome = AuditEvent | AuditError | StorageError | SQLAlchemyError | OSError
+
+
+async def _append_isolated(store: AuditStore, events: list[AuditEvent]) -> list[_Outcome]:
+    """Append ``events`` in one transaction; if the store refuses one, append them one by one.
+
+    Returns each event's outcome, in order. Events keep their order in the
+    trail; a refused event gets its :class:`AuditEventRefusedError` and takes no
+    sequence number, so the chain stays gap-free.
+
+    Raises:
+        AuditError: The whole batch failed for another reason (the store is down).
+    """
+    try:
+        return list(await store.append(events))
+    except AuditEventRefusedError as exc:
+        if len(events) == 1:
+            return [exc]
+    outcomes: list[_Outcome] = []
+    for index, event in enumerate(events):
+        try:
+            outcomes.extend(await store.append([event]))
+        except AuditEventRefusedError as exc:
+            outcomes.append(exc)
+        except _WRITE_ERRORS as exc:
+            # The store failed meanwhile: this event and the rest are not written.
+            outcomes.extend([exc] * (len(events) - index))
+            break
+    return outcomes
 
 
 class AuditTrail:
@@ -125,6 +165,7 @@ class AuditTrail:
         clock: Clock = system_clock,
         actions: Iterable[str] | None = None,
         run_migrations: bool = True,
+        sealer: KeySealer | None = None,
     ) -> AuditTrail:
         """Open the trail in the service's database, creating keys on first use.
 
@@ -133,7 +174,22 @@ class AuditTrail:
         yet), checks it is the key this trail was started with, and starts the
         background batcher.
 
+        Args:
+            db: The service's database.
+            data_dir: Where the audit key files live (``<data_dir>/audit/``).
+            settings: The audit settings.
+            service: The name stamped on every event.
+            clock: Source of event timestamps.
+            actions: The allowed action names; defaults to :data:`CATALOGUE`.
+            run_migrations: Create or upgrade the audit tables first.
+            sealer: Seals the key files under the key-encryption key
+                (:class:`barbacana.crypto.Sealer`); plain files of an earlier
+                version are sealed on the way. Without one, keys are kept as
+                earlier versions kept them (plain, or passphrase-encrypted).
+
         Raises:
+            AuditKeyLockedError: The key files are sealed under a key-encryption
+                key that ``sealer`` does not hold.
             AuditKeyError: The key file is missing for an existing trail,
                 unreadable, too open, or not this trail's key.
             AuditUnavailableError: The database cannot be written.
@@ -153,6 +209,7 @@ class AuditTrail:
         key = AuditKey.load_or_create(
             settings.key_file(data_dir),
             settings.hmac_key_file(data_dir),
+            sealer=sealer,
             passphrase=passphrase,
             create=head.key_id is None,
         )
@@ -245,6 +302,9 @@ class AuditTrail:
 
         Raises:
             AuditEventError: Unknown action or malformed field (a bug, always raised).
+            AuditEventRefusedError: The store refused this event's content (the
+                other events committed with it are stored) and ``on_failure``
+                is ``refuse``.
             AuditUnavailableError: The trail could not be written and
                 ``on_failure`` is ``refuse``.
         """
@@ -270,9 +330,11 @@ class AuditTrail:
         while self._durable:
             batch = self._durable[:_MAX_TRANSACTION]
             del self._durable[:_MAX_TRANSACTION]
-            task = asyncio.get_running_loop().create_task(store.append([e for e, _ in batch]))
+            task = asyncio.get_running_loop().create_task(
+                _append_isolated(store, [e for e, _ in batch])
+            )
 
-            def deliver(done: asyncio.Future[list[AuditEvent]], batch: Any = batch) -> None:
+            def deliver(done: asyncio.Future[list[_Outcome]], batch: Any = batch) -> None:
                 for index, (_, waiter) in enumerate(batch):
                     if waiter.done():
                         continue
@@ -280,8 +342,10 @@ class AuditTrail:
                         waiter.set_exception(AuditUnavailableError("the audit write was cancelled"))
                     elif (exc := done.exception()) is not None:
                         waiter.set_exception(exc)
+                    elif isinstance(outcome := done.result()[index], BaseException):
+                        waiter.set_exception(outcome)
                     else:
-                        waiter.set_result(done.result()[index])
+                        waiter.set_result(outcome)
 
             task.add_done_callback(deliver)
             # The commit goes on even if this caller is cancelled (asyncio.wait does
@@ -353,10 +417,23 @@ class AuditTrail:
         while self._bulk and self.store is not None:
             batch = self._bulk[:_MAX_TRANSACTION]
             try:
-                await self.store.append(batch)
+                outcomes = await _append_isolated(self.store, batch)
             except _WRITE_ERRORS as exc:
                 raise AuditUnavailableError("bulk audit events could not be written") from exc
-            del self._bulk[: len(batch)]
+            done = 0
+            failure: BaseException | None = None
+            for event, outcome in zip(batch, outcomes, strict=True):
+                if isinstance(outcome, AuditEventRefusedError):
+                    # Retrying cannot help: drop it, say so, and keep the queue moving.
+                    self._dropped += 1
+                    _log.error("audit_event_refused", action=event.action, error=outcome.detail)
+                elif isinstance(outcome, BaseException):
+                    failure = outcome
+                    break
+                done += 1
+            del self._bulk[:done]
+            if failure is not None:
+                raise AuditUnavailableError("bulk audit events could not be written") from failure
 
     async def checkpoint(self) -> Checkpoint | None:
         """Commit queued events and sign a checkpoint now, if any event is uncovered."""

@@ -4,8 +4,12 @@
 
     AuditError (barbacana.errors)
      ├── AuditUnavailableError      the trail could not be written: the action is refused (503)
+     │    └── AuditEventRefusedError    the store refused this one event's content (500);
+     │                                  the other events of its batch were stored
      ├── AuditEventError            record() was called with an unknown action or a bad field
      ├── AuditKeyError              the audit key is missing, unreadable, too open, or foreign
+     │    └── AuditKeyLockedError       the key file is sealed under a key-encryption key
+     │                                  that was not given (or none was)
      ├── AuditTrailNotFoundError    the database holds no audit trail (foreign or unreadable)
      ├── AuditQueryError            a query parameter (limit, cursor, time range) is invalid (400)
      └── AuditProofError            a checkpoint signature or an inclusion/consistency proof fails
@@ -18,7 +22,9 @@ from ..errors import AuditError
 __all__ = [
     "AuditError",
     "AuditEventError",
+    "AuditEventRefusedError",
     "AuditKeyError",
+    "AuditKeyLockedError",
     "AuditProofError",
     "AuditQueryError",
     "AuditTrailNotFoundError",
@@ -32,6 +38,19 @@ class AuditUnavailableError(AuditError):
     code = "audit_unavailable"
     status = 503
     title = "Audit trail unavailable"
+
+
+class AuditEventRefusedError(AuditUnavailableError):
+    """The store refused one event for its content; the other events of its batch were stored.
+
+    Retrying the same event fails the same way, so this is not a 503: the
+    request that recorded it is answered 500 (or goes on, with
+    ``on_failure="continue"``).
+    """
+
+    code = "audit_event_refused"
+    status = 500
+    title = "Audit event refused"
 
 
 class AuditEventError(AuditError):
@@ -48,6 +67,17 @@ class AuditKeyError(AuditError):
     code = "audit_key_error"
     status = 500
     title = "Audit key unusable"
+
+
+class AuditKeyLockedError(AuditKeyError):
+    """An audit key file is sealed under a key-encryption key that was not given.
+
+    ``extra`` names the KEK ids (public hash prefixes): ``sealed_kek_id`` and,
+    when known, ``given_kek_id``.
+    """
+
+    code = "audit_key_locked"
+    title = "Audit key sealed under another key-encryption key"
 
 
 class AuditTrailNotFoundError(AuditError):

@@ -6,6 +6,12 @@ audit keys (so a copied data directory verifies on its own);
 from ``--public-key`` or the data directory; neither uses the environment's
 settings (``BARBACANA_DATA_DIR``, ``BARBACANA_DATABASE_URL``).
 
+The audit key files are sealed under the key-encryption key
+(``secrets.kek_ref``, by default ``secrets/kek`` of the data directory). The
+public key beside them is plain, so ``verify`` needs no KEK: without one it
+checks every hash and signature, and says that the event MACs (which need the
+HMAC key) were not checked.
+
 Exit codes: 0 the trail verifies, 1 it does not (the message names the first
 bad sequence number), 2 there is nothing to verify (no database, no audit
 tables, no key) or the input is unusable.
@@ -14,6 +20,7 @@ tables, no key) or the input is unusable.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import sys
 from collections.abc import AsyncIterator, Callable, Coroutine
@@ -33,6 +40,7 @@ from ..audit import (
     Actor,
     AuditEvent,
     AuditKey,
+    AuditKeyLockedError,
     AuditSettings,
     AuditStore,
     AuditTrail,
@@ -48,6 +56,7 @@ from ..audit import (
 )
 from ..audit._keys import load_mac_key
 from ..audit._proofs import load_proof
+from ..crypto import Sealer
 from ..errors import BarbacanaError
 from ..settings import Settings
 from ..storage import Database
@@ -159,7 +168,66 @@ async def _store(target: _Target) -> AsyncIterator[SqlAuditStore]:
         await db.dispose()
 
 
-def _public_key(target: _Target, explicit: Path | None) -> Any:
+@dataclass(frozen=True)
+class _Kek:
+    """The key-encryption key of a target's sealed audit key files, or why it is missing."""
+
+    sealer: Sealer | None
+    problem: str | None = None
+
+    def locked(self, path: Path) -> str:
+        return f"{path} is sealed and the key-encryption key is unavailable: {self.problem}"
+
+
+async def _kek(target: _Target, *paths: Path | None) -> _Kek:
+    """Open the KEK, only if one of ``paths`` is a sealed key file.
+
+    Files of an earlier version (plain) are read without it, and left as they are.
+    """
+    if not any(path is not None and AuditKey.is_sealed(path) for path in paths):
+        return _Kek(None)
+    from ..services._runtime import open_sealer
+
+    try:
+        settings = Settings() if target.data_dir is None else Settings(data_dir=target.data_dir)
+    except (BarbacanaError, ValueError):
+        return _Kek(None, "the settings are invalid (run `barbacana check`)")
+    ref = settings.secrets.kek_ref
+    try:
+        return _Kek(await open_sealer(settings))
+    except BarbacanaError as exc:
+        return _Kek(None, f"{exc.detail} (secrets.kek_ref = {ref}; set BARBACANA_SECRETS_KEK_REF)")
+
+
+def _key_error(exc: BarbacanaError) -> typer.Exit:
+    if isinstance(exc, AuditKeyLockedError):
+        return _fail(
+            f"{exc.detail}; check BARBACANA_SECRETS_KEK_REF: it must name the key-encryption "
+            "key the audit keys were sealed with"
+        )
+    return _fail(exc.detail)
+
+
+def _load_key(target: _Target, kek: _Kek) -> AuditKey:
+    key_path, hmac_path = target.key_path(), target.hmac_path()
+    if key_path is None or hmac_path is None:
+        raise _fail("pass --data-dir DIR")
+    for path in (key_path, hmac_path):
+        if kek.sealer is None and AuditKey.is_sealed(path):
+            raise _fail(kek.locked(path))
+    passphrase = target.settings.key_passphrase
+    try:
+        return AuditKey.load(
+            key_path,
+            hmac_path,
+            sealer=kek.sealer,
+            passphrase=passphrase.get_secret_value().encode() if passphrase else None,
+        )
+    except BarbacanaError as exc:
+        raise _key_error(exc) from None
+
+
+def _public_key(target: _Target, explicit: Path | None, kek: _Kek) -> Any:
     candidates = [explicit] if explicit is not None else []
     key_path = target.key_path()
     if explicit is None and key_path is not None:
@@ -169,14 +237,31 @@ def _public_key(target: _Target, explicit: Path | None) -> Any:
             return load_public_key(path.read_bytes())
         if path is explicit:
             raise _fail(f"public key file {path} does not exist")
-    if key_path is not None and key_path.is_file() and (hmac := target.hmac_path()) is not None:
-        passphrase = target.settings.key_passphrase
-        return AuditKey.load(
-            key_path,
-            hmac,
-            passphrase=passphrase.get_secret_value().encode() if passphrase else None,
-        ).public_key
+    if key_path is not None and key_path.is_file() and target.hmac_path() is not None:
+        return _load_key(target, kek).public_key
     raise _fail("no audit public key: pass --public-key FILE or --data-dir DIR")
+
+
+def _mac_key(path: Path | None, explicit: bool, kek: _Kek) -> tuple[bytes | None, str | None]:
+    """The event-MAC key from the HMAC key file, or why verify goes on without it.
+
+    A sealed file whose KEK is missing or wrong is a note (hashes and signatures
+    are still checked), unless the file was asked for with ``--hmac-key``.
+    """
+    if path is None or not (explicit or path.is_file()):
+        return None, None
+    if kek.sealer is None and AuditKey.is_sealed(path):
+        if explicit:
+            raise _fail(kek.locked(path))
+        return None, f"event MACs not checked: {kek.locked(path)}"
+    try:
+        return load_mac_key(path, sealer=kek.sealer), None
+    except AuditKeyLockedError as exc:
+        if explicit:
+            raise _key_error(exc) from None
+        return None, f"event MACs not checked: {exc.detail}"
+    except BarbacanaError as exc:
+        raise _key_error(exc) from None
 
 
 def _load_checkpoints(paths: list[Path]) -> list[Checkpoint]:
@@ -231,29 +316,36 @@ def verify(
 
     async def go() -> VerifyReport:
         async with _store(target) as store:
-            key = _public_key(target, public_key)
             mac_path = hmac_key or target.hmac_path()
-            mac_key = None
-            if mac_path is not None and (hmac_key is not None or mac_path.is_file()):
-                mac_key = load_mac_key(mac_path)
-            head = await store.head()
-            if head.size < _PROGRESS_FROM or as_json:
-                return await verify_trail(store, key, mac_key=mac_key, exported=exported)
-            columns = (
-                TextColumn("verifying"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeRemainingColumn(),
+            kek = await _kek(target, target.key_path(), mac_path)
+            key = _public_key(target, public_key, kek)
+            mac_key, skipped = _mac_key(mac_path, hmac_key is not None, kek)
+            report = await _verify(store, key, mac_key, exported)
+            if skipped is not None:
+                report = dataclasses.replace(report, notes=(*report.notes, skipped))
+            return report
+
+    async def _verify(
+        store: SqlAuditStore, key: Any, mac_key: bytes | None, exported: list[Checkpoint]
+    ) -> VerifyReport:
+        head = await store.head()
+        if head.size < _PROGRESS_FROM or as_json:
+            return await verify_trail(store, key, mac_key=mac_key, exported=exported)
+        columns = (
+            TextColumn("verifying"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+        )
+        with Progress(*columns, console=err, transient=True) as progress:
+            task = progress.add_task("verify", total=head.size)
+
+            def advance(done: int, total: int) -> None:
+                progress.update(task, completed=done, total=total)
+
+            return await verify_trail(
+                store, key, mac_key=mac_key, exported=exported, progress=advance
             )
-            with Progress(*columns, console=err, transient=True) as progress:
-                task = progress.add_task("verify", total=head.size)
-
-                def advance(done: int, total: int) -> None:
-                    progress.update(task, completed=done, total=total)
-
-                return await verify_trail(
-                    store, key, mac_key=mac_key, exported=exported, progress=advance
-                )
 
     report = _run(go())
     if as_json:
@@ -501,7 +593,8 @@ def verify_proof_command(
 def public_key_command(data_dir: DataDir = None) -> None:
     """Print the audit public key (PEM), to keep with exported checkpoints."""
     target = _target(data_dir, None)
-    key = _public_key(target, None)
+    kek = _run(_kek(target, target.key_path(), target.hmac_path()))
+    key = _public_key(target, None, kek)
     sys.stdout.write(
         key.public_bytes(
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
@@ -520,9 +613,23 @@ def _open_trail(target: _Target, service: str) -> Callable[[], Coroutine[Any, An
             await db.dispose()
             raise _fail("the database holds no audit trail (no audit tables)")
         settings = target.settings.model_copy(update={"log_events": False})
-        return await AuditTrail.open(
-            db, target.data_dir, settings, service=service, run_migrations=False
-        )
+        kek = await _kek(target, target.key_path(), target.hmac_path())
+        for path in (target.key_path(), target.hmac_path()):
+            if path is not None and kek.sealer is None and AuditKey.is_sealed(path):
+                await db.dispose()
+                raise _fail(kek.locked(path))
+        try:
+            return await AuditTrail.open(
+                db,
+                target.data_dir,
+                settings,
+                service=service,
+                run_migrations=False,
+                sealer=kek.sealer,
+            )
+        except BarbacanaError as exc:
+            await db.dispose()
+            raise _key_error(exc) from None
 
     return opener
 
@@ -561,19 +668,8 @@ def hmac_command(
 ) -> None:
     """Print the blind-index form of a value, to search exported events for it."""
     target = _target(data_dir, None)
-    key_path, hmac_path = target.key_path(), target.hmac_path()
-    if key_path is None or hmac_path is None:
-        raise _fail("pass --data-dir DIR")
-    passphrase = target.settings.key_passphrase
-    try:
-        key = AuditKey.load(
-            key_path,
-            hmac_path,
-            passphrase=passphrase.get_secret_value().encode() if passphrase else None,
-        )
-    except BarbacanaError as exc:
-        raise _fail(exc.detail) from None
-    typer.echo(key.blind_index(value))
+    kek = _run(_kek(target, target.key_path(), target.hmac_path()))
+    typer.echo(_load_key(target, kek).blind_index(value))
 
 
 if __name__ == "__main__":

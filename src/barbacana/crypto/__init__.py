@@ -17,7 +17,7 @@ re-encrypting its payload::
 
 from ._envelope import ENVELOPE_MAGIC, ENVELOPE_VERSION, kek_id_of, open_sealed, rewrap, seal
 from ._kek import KEK_BYTES, KeyEncryptionKey, derive_kek_id
-from ._sealer import Sealer
+from ._sealer import KeySealer, Rewrapper, Sealer
 from .errors import (
     EnvelopeAuthenticationError,
     EnvelopeError,
@@ -35,6 +35,8 @@ __all__ = [
     "EnvelopeFormatError",
     "InvalidKeyEncryptionKeyError",
     "KeyEncryptionKey",
+    "KeySealer",
+    "Rewrapper",
     "Sealer",
     "UnknownKeyEncryptionKeyError",
     "derive_kek_id",

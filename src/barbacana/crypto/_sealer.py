@@ -3,12 +3,35 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Protocol, runtime_checkable
 
 from ._envelope import kek_id_of, open_sealed, rewrap, seal
 from ._kek import KeyEncryptionKey
 from .errors import UnknownKeyEncryptionKeyError
 
-__all__ = ["Sealer"]
+__all__ = ["KeySealer", "Rewrapper", "Sealer"]
+
+
+@runtime_checkable
+class KeySealer(Protocol):
+    """Seals and opens secrets at rest (the shape of :class:`Sealer` that key stores need).
+
+    ``open`` raises :class:`~barbacana.crypto.EnvelopeError` when the blob does
+    not open (another key, changed bytes, other associated data).
+    """
+
+    def seal(self, plaintext: bytes, *, aad: bytes) -> bytes: ...
+
+    def open(self, blob: bytes, *, aad: bytes) -> bytes: ...
+
+
+@runtime_checkable
+class Rewrapper(KeySealer, Protocol):
+    """A sealer that also moves blobs from a previous key-encryption key to the current one."""
+
+    def needs_rewrap(self, blob: bytes) -> bool: ...
+
+    def rewrap(self, blob: bytes, *, aad: bytes) -> bytes: ...
 
 
 class Sealer:

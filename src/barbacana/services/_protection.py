@@ -5,6 +5,10 @@ trail's key), while middleware is declared when the app is built; this module
 declares the middleware at build time and binds the trail in the lifespan.
 Order, outermost first: ``secure()``'s layer (request id, headers), CORS,
 audit (so it sees every 401, 403 and 429), rate limits, the app.
+
+It also makes a start-up that fails on a Barbacana error (a sealed audit key
+and the wrong key-encryption key, a missing secret...) end with that error's
+message on one log line, instead of a stack trace.
 """
 
 from __future__ import annotations
@@ -14,16 +18,18 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..access import Authenticator, Principal, actor_of
-from ..audit import Actor, AuditMiddleware, AuditTrail
-from ..errors import BarbacanaError
+from ..audit import Actor, AuditKeyLockedError, AuditMiddleware, AuditTrail
+from ..crypto import KeySealer
+from ..errors import BarbacanaError, ConfigurationError
 from ..ratelimit import Identity as RateIdentity
 from ..ratelimit import LimiterUnavailable, RateLimitMiddleware
 from ..settings import Settings
 from ..storage import Database
 from ..transport import peer_identity
+from ._runtime import audit_sealer
 
 __all__ = ["Protection"]
 
@@ -49,6 +55,47 @@ class _LateAudit:
                 self.app, trail, identify=self.protection.audit_identity, exclude_paths=_QUIET_PATHS
             )
         await self._inner(scope, receive, send)
+
+
+class _StartupFailure:
+    """Report a start-up that a Barbacana error stops as one line: the service and the message.
+
+    Starlette answers a failed lifespan with ``lifespan.startup.failed`` carrying
+    the whole traceback, which the server logs. For our own errors, whose
+    message already says what to fix (and never holds a secret), that line is
+    replaced by the message alone.
+    """
+
+    def __init__(self, app: ASGIApp, service: str) -> None:
+        self.app = app
+        self.service = service
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "lifespan":
+            await self.app(scope, receive, send)
+            return
+        held: list[Message] = []
+
+        async def hold_failure(message: Message) -> None:
+            if message["type"] == "lifespan.startup.failed":
+                held.append(message)
+                return
+            await send(message)
+
+        try:
+            await self.app(scope, receive, hold_failure)
+        except BarbacanaError as exc:
+            if not held:
+                raise
+            line = f"{self.service} cannot start: {exc.detail} [{exc.code}]"
+            await send({"type": "lifespan.startup.failed", "message": line})
+            return
+        except BaseException:
+            for message in held:
+                await send(message)
+            raise
+        for message in held:
+            await send(message)
 
 
 class Protection:
@@ -90,6 +137,7 @@ class Protection:
                 trusted_proxies=settings.web.trusted_proxies,
             )
         app.add_middleware(_LateAudit, protection=self)
+        app.add_middleware(_StartupFailure, service=service)
 
     async def rate_identity(self, scope: Scope) -> RateIdentity | None:
         """Who a request counts against: a verified peer service, a verified service
@@ -116,9 +164,34 @@ class Protection:
         principal: Principal | None = await self.authenticator.identify(scope)
         return Actor.coerce(actor_of(principal)) if principal is not None else None
 
-    async def open(self, db: Database, data_dir: Path) -> None:
-        """Open the audit trail in the service's database (keys under ``data_dir``)."""
-        self.trail = await AuditTrail.open(db, data_dir, self.settings.audit, service=self.service)
+    async def open(self, db: Database, data_dir: Path, *, sealer: KeySealer | None = None) -> None:
+        """Open the audit trail in the service's database (keys under ``data_dir``).
+
+        Args:
+            db: The service's database.
+            data_dir: Where the audit key files live.
+            sealer: Seals the audit key files; by default the key-encryption key
+                named by ``secrets.kek_ref`` (see :func:`audit_sealer`).
+
+        Raises:
+            ConfigurationError: The audit keys are sealed under another
+                key-encryption key than ``secrets.kek_ref`` names, or that KEK is
+                missing; the message says which reference to check.
+            AuditError: The key files or the trail are unusable.
+        """
+        if sealer is None:
+            sealer = await audit_sealer(self.settings)
+        try:
+            self.trail = await AuditTrail.open(
+                db, data_dir, self.settings.audit, service=self.service, sealer=sealer
+            )
+        except AuditKeyLockedError as exc:
+            raise ConfigurationError(
+                f"{exc.detail}. Check BARBACANA_SECRETS_KEK_REF (secrets.kek_ref = "
+                f"{self.settings.secrets.kek_ref}): it must name the key-encryption key "
+                "the audit keys were sealed with; after a KEK change, move them with "
+                "`barbacana keys rewrap --from-kek-ref OLD_REF`"
+            ) from exc
 
     async def record(
         self,

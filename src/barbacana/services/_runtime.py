@@ -10,10 +10,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from ..audit import AuditKey
 from ..crypto import KeyEncryptionKey, Sealer
+from ..errors import ConfigurationError
 from ..settings import Settings
 
-__all__ = ["DataDir", "open_sealer"]
+__all__ = ["DataDir", "audit_sealer", "open_sealer"]
 
 
 class DataDir:
@@ -84,3 +86,37 @@ async def open_sealer(settings: Settings) -> Sealer:
     finally:
         await resolver.stop()
     return Sealer(KeyEncryptionKey.from_secret(value))
+
+
+async def audit_sealer(settings: Settings) -> Sealer | None:
+    """The sealer of the audit key files (``None`` when the audit trail is off).
+
+    The audit keys are sealed under the same key-encryption key as the signing
+    keys (``secrets.kek_ref``). With the default ``file://kek`` on a first run
+    -- no KEK file and no sealed audit key yet -- the KEK file is created, as
+    ``barbacana up`` does; a missing KEK file next to sealed audit keys is an
+    error instead, since a new KEK could never open them.
+
+    Raises:
+        ConfigurationError: The KEK is missing or malformed (the message names the
+            reference to check).
+        SecretsError: Its source cannot be reached.
+    """
+    audit = settings.audit
+    if not audit.enabled:
+        return None
+    data = DataDir(settings.data_dir)
+    if settings.secrets.kek_ref == "file://kek" and not data.kek.exists():
+        sealed = [
+            path
+            for path in (audit.key_file(settings.data_dir), audit.hmac_key_file(settings.data_dir))
+            if AuditKey.is_sealed(path)
+        ]
+        if sealed:
+            raise ConfigurationError(
+                f"the audit key {sealed[0]} is sealed, but the key-encryption key file "
+                f"{data.kek} (secrets.kek_ref = file://kek) is missing: restore it from "
+                "backup, or set BARBACANA_SECRETS_KEK_REF to where the KEK is kept"
+            )
+        data.ensure_kek()
+    return await open_sealer(settings)
