@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 import structlog
+from fastapi import FastAPI
 
+from barbacana.access import Authenticator
 from barbacana.audit import (
     Actor,
     AuditKey,
@@ -21,8 +23,12 @@ from barbacana.audit import (
     public_key_file,
 )
 from barbacana.crypto import KeyEncryptionKey, Sealer, kek_id_of
+from barbacana.errors import ConfigurationError
+from barbacana.services._protection import Protection
+from barbacana.services._runtime import DataDir, audit_sealer
 from barbacana.storage import Database
 
+from ..conftest import make_settings
 from .conftest import Clock, cli, cli_args
 
 SIGNING_LABEL = "BARBACANA SEALED AUDIT SIGNING KEY"
@@ -228,3 +234,66 @@ class TestRewrap:
         os.unlink(paths[1])
         with pytest.raises(AuditKeyError, match="is missing"):
             AuditKey.rewrap(*paths, sealer)
+
+
+class TestServiceKek:
+    """How the reference services find the KEK of their audit keys (``secrets.kek_ref``)."""
+
+    async def test_first_run_creates_the_kek_file(self, tmp_path: Path) -> None:
+        """A fresh data directory: the KEK file is created (0600) and seals the audit keys."""
+        settings = make_settings(tmp_path)
+        sealer = await audit_sealer(settings)
+        assert sealer is not None
+        kek_file = DataDir(tmp_path).kek
+        assert stat.S_IMODE(kek_file.stat().st_mode) == 0o600
+        assert sealer.kek == KeyEncryptionKey.from_text(kek_file.read_text())
+        disabled = make_settings(tmp_path, audit=AuditSettings(enabled=False))
+        assert await audit_sealer(disabled) is None
+
+    async def test_missing_kek_beside_sealed_keys(self, tmp_path: Path) -> None:
+        """Sealed audit keys and no KEK file: an error naming the file, never a new KEK."""
+        settings = make_settings(tmp_path)
+        sealer = await audit_sealer(settings)
+        assert sealer is not None
+        audit = settings.audit
+        AuditKey.create(audit.key_file(tmp_path), audit.hmac_key_file(tmp_path), sealer=sealer)
+        DataDir(tmp_path).kek.unlink()
+        with pytest.raises(ConfigurationError) as caught:
+            await audit_sealer(settings)
+        assert "secrets.kek_ref = file://kek" in caught.value.detail
+        assert str(DataDir(tmp_path).kek) in caught.value.detail
+        assert not DataDir(tmp_path).kek.exists()
+
+    @pytest.mark.postgres
+    async def test_protection_names_the_kek_reference(
+        self, database_url: str, tmp_path: Path, sealer: Sealer
+    ) -> None:
+        """Protection.open: the sealer given, or secrets.kek_ref's; another KEK is a
+        configuration error that says which reference to check."""
+        settings = make_settings(tmp_path, database_url)
+        db = Database(database_url)
+        try:
+            first = Protection(FastAPI(), settings, Authenticator(_nobody, _nobody), service="t")
+            await first.open(db, tmp_path, sealer=sealer)
+            await first.record("user.created", actor=Actor.system(), outcome="success")
+            await first.close()
+            again = Protection(FastAPI(), settings, Authenticator(_nobody, _nobody), service="t")
+            DataDir(tmp_path).ensure_kek()  # secrets/kek: another KEK than `sealer`'s
+            with pytest.raises(ConfigurationError) as caught:
+                await again.open(db, tmp_path)
+            detail = caught.value.detail
+            assert "BARBACANA_SECRETS_KEK_REF" in detail and "file://kek" in detail
+            assert sealer.kek.kek_id_hex in detail
+            await again.open(db, tmp_path, sealer=sealer)
+            assert again.trail is not None
+            event = await again.trail.record(
+                "user.created", actor=Actor.system(), outcome="success"
+            )
+            assert event.seq == 1
+            await again.close()
+        finally:
+            await db.dispose()
+
+
+async def _nobody(*_: object) -> None:
+    return None

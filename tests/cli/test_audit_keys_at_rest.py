@@ -9,6 +9,7 @@ audit key, and ``barbacana audit verify`` passes.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import os
@@ -24,8 +25,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from barbacana.audit import AuditKey
+from barbacana.audit import Actor, AuditKey, AuditSettings, AuditTrail
 from barbacana.crypto import KeyEncryptionKey, Sealer, kek_id_of
+from barbacana.storage import Database
 from tests.conftest import free_port
 
 pytestmark = pytest.mark.slow
@@ -194,3 +196,53 @@ def test_plain_audit_key_of_an_earlier_version_is_sealed(tmp_path: Path) -> None
     assert verify.returncode == 0, verify.stdout + verify.stderr
     report = json.loads(verify.stdout)
     assert report["ok"] and report["macs_checked"] and report["events"] >= 1
+
+
+def test_rewrap_from_another_kek_reference(tmp_path: Path) -> None:
+    """`keys rewrap --from-kek-ref` moves the audit key files from the old KEK to the current."""
+    data_dir = tmp_path / "data"
+    assert barbacana(data_dir, "db", "upgrade").returncode == 0
+    secrets = data_dir / "secrets"
+    old = KeyEncryptionKey.from_text((secrets / "kek").read_text())
+
+    async def record_one() -> str:
+        db = Database(f"sqlite+aiosqlite:///{data_dir / 'barbacana.db'}")
+        try:
+            trail = await AuditTrail.open(
+                db, data_dir, AuditSettings(log_events=False), sealer=Sealer(old)
+            )
+            await trail.record("user.created", actor=Actor.system(), outcome="success")
+            await trail.close()
+            assert trail.key is not None
+            return trail.key.key_id
+        finally:
+            await db.dispose()
+
+    key_id = asyncio.run(record_one())
+    # The operator moved the KEK: the current one is new, the old one kept beside it.
+    (secrets / "kek").rename(secrets / "kek.old")
+    new = KeyEncryptionKey.generate()
+    (secrets / "kek").write_text(new.export().get_secret_value())
+    (secrets / "kek").chmod(0o600)
+    locked = barbacana(data_dir, "audit", "hmac", "x")
+    assert locked.returncode == 2 and old.kek_id_hex in locked.stderr
+    assert "BARBACANA_SECRETS_KEK_REF" in locked.stderr
+
+    rewrap = barbacana(data_dir, "keys", "rewrap", "--from-kek-ref", "file://kek.old")
+    assert rewrap.returncode == 0, rewrap.stderr
+    assert "rewrapped 1 key(s) and 2 audit key file(s)" in rewrap.stdout
+    audit = data_dir / "audit"
+    for name in ("audit-key.pem", "audit-hmac.key"):
+        assert kek_of(audit / name) == new.kek_id_hex
+    moved = AuditKey.load(audit / "audit-key.pem", audit / "audit-hmac.key", sealer=Sealer(new))
+    assert moved.key_id == key_id
+    verify = barbacana(data_dir, "audit", "verify", "--json")
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+    assert json.loads(verify.stdout)["macs_checked"]
+    events = [
+        json.loads(line)
+        for line in barbacana(data_dir, "audit", "export", "--events").stdout.splitlines()
+    ]
+    (rewrapped,) = [e for e in events if e["action"] == "key.rewrapped"]
+    assert rewrapped["details"]["kek_rotated"] is False
+    assert rewrapped["details"]["rewrapped"] == {"signing": 1, "audit": 2}

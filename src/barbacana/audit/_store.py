@@ -64,6 +64,9 @@ def hash_event(event: AuditEvent) -> AuditEvent:
 
     The event must already carry its ``seq``: the position is part of what is
     hashed, so a row moved elsewhere no longer matches.
+
+    Raises:
+        AuditEventRefusedError: The event is not JSON, or not valid Unicode.
     """
     return _hashed(event)[0]
 

@@ -593,7 +593,11 @@ def verify_proof_command(
 def public_key_command(data_dir: DataDir = None) -> None:
     """Print the audit public key (PEM), to keep with exported checkpoints."""
     target = _target(data_dir, None)
-    kek = _run(_kek(target, target.key_path(), target.hmac_path()))
+    key_path = target.key_path()
+    # The public key file is plain: the KEK is needed only to rebuild it from the private key.
+    kek = _Kek(None)
+    if key_path is not None and not public_key_file(key_path).is_file():
+        kek = _run(_kek(target, key_path, target.hmac_path()))
     key = _public_key(target, None, kek)
     sys.stdout.write(
         key.public_bytes(
