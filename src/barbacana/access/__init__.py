@@ -1,5 +1,6 @@
 """Access control: principals, scopes, roles, ownership."""
 
+from ._credentials import ClientCredentials
 from ._principal import Principal, actor_of, ensure_owner, principal_from_claims
 from ._remote import RemoteIdentity, propagate_correlation
 from ._require import (
@@ -22,6 +23,7 @@ from .errors import (
 __all__ = [
     "API_KEY_HEADER",
     "Authenticator",
+    "ClientCredentials",
     "InsufficientScopeError",
     "MissingRoleError",
     "NotAuthenticatedError",

@@ -7,6 +7,10 @@ over HTTP (mTLS between services when the transport layer is configured):
 * revocations (``/internal/revocations``), followed every second, so a logout
   or a disabled user reaches every instance within two seconds;
 * API keys (``/introspect``), cached for one second.
+
+The feed and introspection authenticate this service as an OAuth2 client
+(:class:`ClientCredentials`): its secret is re-read from its file as it
+rotates, so a rotation never needs a restart.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from ..tokens import (
     RevocationUnavailableError,
     TokenVerifier,
 )
+from ._credentials import ClientCredentials
 from ._principal import Principal, principal_from_claims
 from ._require import Authenticator
 from .errors import NotAuthenticatedError
@@ -85,21 +90,13 @@ class RemoteIdentity:
                 "service can fetch the identity service's keys"
             )
         self._clock = clock
-        secret = settings.client.resolved_secret()
-        self._client_auth: tuple[str, str] | None = (
-            (settings.client.id, secret.get_secret_value())
-            if settings.client.id and secret is not None
-            else None
-        )
+        #: This service's client credentials (re-read as the secret rotates), if any.
+        self.credentials = ClientCredentials.from_settings(settings.client)
         # Keys are public: fetched without credentials. The feed and introspection
         # authenticate this service as an OAuth2 client.
         hooks = {"request": [propagate_correlation]}
         self._http = client_factory(timeout=5.0, event_hooks=hooks)
-        self._authed_http = client_factory(
-            timeout=5.0,
-            auth=httpx.BasicAuth(*self._client_auth) if self._client_auth else None,
-            event_hooks=hooks,
-        )
+        self._authed_http = client_factory(timeout=5.0, auth=self.credentials, event_hooks=hooks)
         self.jwks = JWKSCache(
             jwks_url,
             self._http,
@@ -120,7 +117,7 @@ class RemoteIdentity:
         )
         feed = tokens.endpoint("revocations")
         self.follower: RevocationFollower | None = None
-        if feed is not None and self._client_auth is not None:
+        if feed is not None and self.credentials is not None:
             self.follower = RevocationFollower(
                 feed,
                 self._authed_http,
@@ -188,7 +185,7 @@ class RemoteIdentity:
         Raises:
             NotAuthenticatedError: The key is not valid, or this service cannot introspect.
         """
-        if self._introspect_url is None or self._client_auth is None or len(key) > 256:
+        if self._introspect_url is None or self.credentials is None or len(key) > 256:
             raise NotAuthenticatedError("API keys are not accepted here")
         now = time.monotonic()
         cached = self._api_keys.get(key)
@@ -205,7 +202,7 @@ class RemoteIdentity:
         return principal
 
     async def _introspect(self, key: str) -> Principal | None:
-        if self._introspect_url is None or self._client_auth is None:
+        if self._introspect_url is None or self.credentials is None:
             return None
         try:
             response = await self._authed_http.post(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from . import apikeys, audit, check, db, keys, pki, proxy, serve, up, users
+from . import apikeys, audit, check, clients, db, keys, pki, proxy, serve, up, users
 
 app = typer.Typer(
     name="barbacana",
@@ -17,6 +17,7 @@ app.command("serve", hidden=True)(serve.serve)
 app.add_typer(users.app, name="users")
 app.add_typer(keys.app, name="keys")
 app.add_typer(apikeys.app, name="apikeys")
+app.add_typer(clients.app, name="clients")
 app.add_typer(db.app, name="db")
 app.add_typer(pki.app, name="pki")
 app.add_typer(proxy.app, name="proxy-config")

@@ -1,6 +1,7 @@
 """Identity: users, Argon2id passwords, OAuth2 grants, refresh families, API keys."""
 
-from ._clients import ApiKey, ApiKeyStore, ClientStore, ServiceClient
+from ._apikeys import ApiKey, ApiKeyRotation, ApiKeyStore
+from ._clients import ClientSecretRotation, ClientStore, ServiceClient
 from ._keys import KeySealer, KeyStore
 from ._passwords import PROFILES, Passwords
 from ._refresh import Family, RefreshStore
@@ -9,11 +10,15 @@ from ._service import Identity, TokenResponse
 from ._users import User, UserStore
 from .errors import (
     ApiKeyInvalidError,
+    ApiKeyNotFoundError,
+    ClientNotFoundError,
     InvalidClientError,
     InvalidGrantError,
     InvalidRequestError,
     InvalidScopeError,
     OAuthError,
+    RotationInProgressError,
+    RotationTooEarlyError,
     UnsupportedGrantTypeError,
     UserExistsError,
     UserNotFoundError,
@@ -23,7 +28,11 @@ __all__ = [
     "PROFILES",
     "ApiKey",
     "ApiKeyInvalidError",
+    "ApiKeyNotFoundError",
+    "ApiKeyRotation",
     "ApiKeyStore",
+    "ClientNotFoundError",
+    "ClientSecretRotation",
     "ClientStore",
     "Family",
     "Identity",
@@ -38,6 +47,8 @@ __all__ = [
     "RefreshStore",
     "Revocation",
     "RevocationLog",
+    "RotationInProgressError",
+    "RotationTooEarlyError",
     "ServiceClient",
     "TokenResponse",
     "UnsupportedGrantTypeError",

@@ -189,17 +189,31 @@ class KeyStore:
         self._sealer = sealer
         return moved
 
-    async def retire_expired(self) -> int:
-        """Mark ``retiring`` keys whose window has passed as ``retired``; how many."""
+    async def retire_expired(self) -> list[str]:
+        """Mark ``retiring`` keys whose window has passed as ``retired``; their kids.
+
+        Each key is reported by the one caller that retired it, even when several
+        instances sweep at once.
+        """
+        retired: list[str] = []
         async with self._db.begin() as conn:
-            result = await conn.execute(
-                update(signing_keys)
-                .where(
-                    signing_keys.c.state == "retiring", signing_keys.c.retire_at <= self._clock()
+            due = (
+                await conn.execute(
+                    select(signing_keys.c.kid).where(
+                        signing_keys.c.state == "retiring",
+                        signing_keys.c.retire_at <= self._clock(),
+                    )
                 )
-                .values(state="retired")
-            )
-        return int(result.rowcount or 0)
+            ).all()
+            for (kid,) in due:
+                result = await conn.execute(
+                    update(signing_keys)
+                    .where(signing_keys.c.kid == kid, signing_keys.c.state == "retiring")
+                    .values(state="retired")
+                )
+                if result.rowcount:
+                    retired.append(kid)
+        return retired
 
     async def ensure_active(
         self, *, alg: str, retire_after: float, ed25519_alg_name: str = "Ed25519"

@@ -28,7 +28,8 @@ from ..tokens import (
     TokenIssuer,
     TokenVerifier,
 )
-from ._clients import ApiKeyStore, ClientStore
+from ._apikeys import ApiKey, ApiKeyRotation, ApiKeyStore
+from ._clients import ClientSecretRotation, ClientStore
 from ._keys import KeySealer, KeyStore
 from ._passwords import Passwords
 from ._refresh import RefreshStore
@@ -238,18 +239,24 @@ class Identity:
             "ed25519_alg_name": self.settings.tokens.ed25519_alg_name,
             "min_next_age": 0.0 if force else self.settings.key.publish_delay.total_seconds(),
         }
+        actor = actor or {"type": "system"}
         try:
-            keys = await self.keys.rotate(**options)  # type: ignore[arg-type]
-        except SecretsError:
-            if self._reseal is None:
-                raise
-            # The KEK rotated under us: resolve it again and retry once.
-            self.keys.sealer = await self._reseal()
-            keys = await self.keys.rotate(**options)  # type: ignore[arg-type]
+            try:
+                keys = await self.keys.rotate(**options)  # type: ignore[arg-type]
+            except SecretsError:
+                if self._reseal is None:
+                    raise
+                # The KEK rotated under us: resolve it again and retry once.
+                self.keys.sealer = await self._reseal()
+                keys = await self.keys.rotate(**options)  # type: ignore[arg-type]
+        except RotationTooEarlyError as exc:
+            # A refused rotation is a security event too: who tried, and why not.
+            await self._audit("key.rotated", actor=actor, outcome="failure", reason=exc.code)
+            raise
         self.ring.replace(keys)
         await self._audit(
             "key.rotated",
-            actor=actor or {"type": "system"},
+            actor=actor,
             outcome="success",
             details={"states": {key.kid: key.state for key in keys}},
         )
@@ -264,7 +271,15 @@ class Identity:
         database transaction. Returns True when something changed.
         """
         now = self.clock()
-        changed = await self.keys.retire_expired() > 0
+        retired = await self.keys.retire_expired()
+        for kid in retired:
+            await self._audit(
+                "key.retired",
+                actor={"type": "system", "name": "schedule"},
+                outcome="success",
+                resource=f"key:{kid}",
+            )
+        changed = bool(retired)
         keys = await self._load_keys()
         active = [key for key in keys if key.state == "active"]
         waiting = [key for key in keys if key.state == "next"]
@@ -312,10 +327,99 @@ class Identity:
                 await self.sync_revocations()
                 if ticks % 5 == 0:
                     await self.scheduled_rotation()
+                    await self.retire_api_keys()
                     await self.reload_keys()
                     self.revocation_state.prune()
             except BarbacanaError as exc:
                 _log.warning("revocation_sync_failed", error=exc.code)
+
+    # -- credential rotation -------------------------------------------------
+
+    async def rotate_client_secret(
+        self,
+        client_id: str,
+        overlap: float,
+        *,
+        actor: dict[str, Any] | None = None,
+        force: bool = False,
+    ) -> ClientSecretRotation:
+        """Give a service client a new secret; the previous one works ``overlap`` seconds more.
+
+        Recorded as ``secret.rotated`` of kind ``client_secret`` (never with either secret).
+
+        Raises:
+            ClientNotFoundError: No such client.
+            InvalidRequestError: ``overlap`` is negative.
+            RotationInProgressError: The previous secret still works (and not ``force``).
+        """
+        rotation = await self.clients.rotate_secret(client_id, overlap, force=force)
+        await self._audit(
+            "secret.rotated",
+            actor=actor or {"type": "system"},
+            outcome="success",
+            resource=f"client:{client_id}",
+            details={
+                "kind": "client_secret",
+                "client_id": client_id,
+                "overlap_seconds": overlap,
+                "previous_valid_until": rotation.previous_valid_until,
+                "forced": force,
+            },
+        )
+        return rotation
+
+    async def rotate_api_key(
+        self, key_id: str, overlap: float, *, actor: dict[str, Any] | None = None
+    ) -> ApiKeyRotation:
+        """Replace an API key; the old one works ``overlap`` seconds more, then is revoked.
+
+        Recorded as ``secret.rotated`` of kind ``api_key`` (the new key's id, never the key).
+
+        Raises:
+            ApiKeyNotFoundError: No active key has that id.
+            InvalidRequestError: ``overlap`` is negative.
+            RotationInProgressError: The key was already rotated.
+        """
+        rotation = await self.api_keys.rotate(key_id, overlap)
+        if rotation.old.revoked_at is not None:
+            self._revoked_api_keys.add(rotation.old.id)
+        await self._audit(
+            "secret.rotated",
+            actor=actor or {"type": "system"},
+            outcome="success",
+            resource=f"apikey:{rotation.old.id}",
+            details={
+                "kind": "api_key",
+                # Also here: the trail's redactor may mask an ``apikey:`` resource.
+                "key_id": rotation.old.id,
+                "replaced_by": rotation.new.id,
+                "owner": rotation.new.owner_id,
+                "scopes": list(rotation.new.scopes),
+                "overlap_seconds": overlap,
+                "previous_valid_until": rotation.previous_valid_until,
+            },
+        )
+        return rotation
+
+    async def retire_api_keys(self) -> list[ApiKey]:
+        """Record as revoked the rotated API keys whose overlap has ended.
+
+        They already stopped working at the end of their window (``verify``
+        checks it); this makes it visible in listings, the revocation log and
+        the audit trail (``apikey.revoked``, reason ``rotated``).
+        """
+        retired = await self.api_keys.retire_due()
+        for key in retired:
+            self._revoked_api_keys.add(key.id)
+            await self._audit(
+                "apikey.revoked",
+                actor={"type": "system", "name": "schedule"},
+                outcome="success",
+                resource=f"apikey:{key.id}",
+                reason="rotated",
+                details={"key_id": key.id, "replaced_by": key.replaced_by},
+            )
+        return retired
 
     # -- scopes ------------------------------------------------------------
 

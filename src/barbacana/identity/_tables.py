@@ -91,6 +91,9 @@ api_keys = Table(
     Column("created_at", Float, nullable=False),
     Column("expires_at", Float, nullable=True),
     Column("revoked_at", Float, nullable=True),
+    # A rotation: the key that replaced this one, and when this one stops working.
+    Column("replaced_by", String(16), nullable=True),
+    Column("retire_at", Float, nullable=True),
 )
 
 signing_keys = Table(

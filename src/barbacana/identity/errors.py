@@ -8,6 +8,8 @@ from ..errors import IdentityError, RateLimitError
 
 __all__ = [
     "ApiKeyInvalidError",
+    "ApiKeyNotFoundError",
+    "ClientNotFoundError",
     "IdentityError",
     "InvalidClientError",
     "InvalidGrantError",
@@ -15,6 +17,7 @@ __all__ = [
     "InvalidScopeError",
     "LoginLockedError",
     "OAuthError",
+    "RotationInProgressError",
     "RotationTooEarlyError",
     "UnsupportedGrantTypeError",
     "UserExistsError",
@@ -83,6 +86,14 @@ class RotationTooEarlyError(IdentityError):
     title = "Conflict"
 
 
+class RotationInProgressError(IdentityError):
+    """A credential is already being rotated: its previous value still works."""
+
+    code = "rotation_in_progress"
+    status = 409
+    title = "Conflict"
+
+
 class LoginLockedError(RateLimitError):
     """Too many failed logins for this account or address (429 with ``Retry-After``)."""
 
@@ -118,3 +129,19 @@ class ApiKeyInvalidError(IdentityError):
     code = "invalid_api_key"
     status = 401
     title = "Invalid API key"
+
+
+class ApiKeyNotFoundError(IdentityError):
+    """No active API key has that id (unknown, revoked, expired or retired)."""
+
+    code = "apikey_not_found"
+    status = 404
+    title = "Not Found"
+
+
+class ClientNotFoundError(IdentityError):
+    """No service client has that id (an operator's request, not a client's login)."""
+
+    code = "client_not_found"
+    status = 404
+    title = "Not Found"

@@ -9,10 +9,11 @@ from contextlib import asynccontextmanager
 from typing import Annotated, Any, Literal
 from urllib.parse import unquote
 
-from fastapi import APIRouter, Depends, FastAPI, Form, Query, Request, Response, Security
+from fastapi import APIRouter, Body, Depends, FastAPI, Form, Query, Request, Response, Security
 from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPBasic, HTTPBasicCredentials
+from pydantic import BaseModel, Field
 
 from ... import _context
 from ...access import Authenticator, Principal, ResourceNotFoundError, actor_of, require
@@ -28,7 +29,7 @@ from ...ratelimit import login_guard_from_url
 from ...settings import Settings
 from ...storage import Database
 from ...transport import PeerCertificateRequiredError, PeerNotAllowedError, peer_identity
-from ...web import secure
+from ...web import StrictModel, secure
 from .._protection import Protection
 from ._models import (
     ApiKeyCreate,
@@ -59,6 +60,8 @@ _MAX_REVOCATION_SEQ = 2**31 - 1
 _NO_SUCH_USER: dict[int | str, dict[str, Any]] = {404: {"description": "No such user"}}
 #: Clients that may read the revocation feed and introspect tokens.
 INTERNAL_CLIENTS = ("orders", "chat")
+#: Longest overlap a rotation may give the old credential (30 days).
+_MAX_OVERLAP = 2_592_000
 
 basic_scheme = HTTPBasic(auto_error=False, realm="barbacana")
 
@@ -79,6 +82,58 @@ def _user_out(user: Any) -> UserOut:
         roles=list(user.roles),
         disabled=user.disabled,
         created_at=user.created_at,
+    )
+
+
+class RotationIn(StrictModel):
+    """How long the old credential keeps working after a rotation."""
+
+    #: Seconds the old key or secret keeps working; ``0`` ends it at once.
+    overlap: float = Field(default=86_400, ge=0, le=_MAX_OVERLAP)
+
+
+class ClientRotationIn(StrictModel):
+    """A client-secret rotation."""
+
+    #: Seconds the previous secret keeps working; ``0`` ends it at once.
+    overlap: float = Field(default=3600, ge=0, le=_MAX_OVERLAP)
+    #: Rotate even while a previous rotation still overlaps (cuts that secret off).
+    force: bool = False
+
+
+class ClientOut(BaseModel):
+    """A service client: never its secrets."""
+
+    client_id: str
+    scopes: list[str]
+    disabled: bool
+    created_at: float
+    #: During a rotation: when the previous secret stops working.
+    previous_valid_until: float | None
+
+
+class ClientSecretRotated(BaseModel):
+    """Returned once by a rotation: ``client_secret`` is never shown again."""
+
+    client_id: str
+    client_secret: str
+    previous_valid_until: float
+
+
+class ApiKeyRotated(ApiKeyCreated):
+    """The replacement key (``key``, shown once) and when the old one stops working."""
+
+    replaces: str
+    previous_valid_until: float
+
+
+def _client_out(client: ServiceClient) -> ClientOut:
+    return ClientOut(
+        client_id=client.client_id,
+        scopes=list(client.scopes),
+        disabled=client.disabled,
+        created_at=client.created_at,
+        previous_valid_until=client.previous_valid_until,
     )
 
 
@@ -397,7 +452,7 @@ def _admin_router() -> APIRouter:
             actor=actor_of(principal),
             outcome="success",
             resource=f"apikey:{record.id}",
-            details={"owner": owner.id, "scopes": list(record.scopes)},
+            details={"key_id": record.id, "owner": owner.id, "scopes": list(record.scopes)},
         )
         response.headers["Location"] = f"/apikeys/{record.id}"
         response.headers.update(_NO_STORE)
@@ -429,8 +484,70 @@ def _admin_router() -> APIRouter:
             actor=actor_of(principal),
             outcome="success",
             resource=f"apikey:{key_id}",
+            details={"key_id": key_id},
         )
         return Response(status_code=204)
+
+    @router.post(
+        "/apikeys/{key_id}/rotate",
+        response_model=ApiKeyRotated,
+        status_code=201,
+        summary="Rotate an API key (new key shown once); the old one works until the overlap ends",
+        responses={
+            404: {"description": "No such active API key"},
+            409: {"description": "The key was already rotated"},
+        },
+    )
+    async def rotate_key(
+        request: Request,
+        response: Response,
+        key_id: Annotated[str, PathParam(max_length=16)],
+        body: Annotated[RotationIn | None, Body()] = None,
+        principal: Principal = Security(require, scopes=["apikeys:write"]),
+    ) -> ApiKeyRotated:
+        identity = _identity(request)
+        overlap = (body or RotationIn()).overlap
+        rotation = await identity.rotate_api_key(key_id, overlap, actor=actor_of(principal))
+        response.headers["Location"] = f"/apikeys/{rotation.new.id}"
+        response.headers.update(_NO_STORE)
+        return ApiKeyRotated(
+            key=rotation.key,
+            replaces=rotation.old.id,
+            previous_valid_until=rotation.previous_valid_until,
+            **_key_fields(rotation.new),
+        )
+
+    @router.get("/clients", response_model=list[ClientOut], summary="Service clients")
+    async def list_clients(
+        request: Request, _: Principal = Security(require, scopes=["keys:admin"])
+    ) -> list[ClientOut]:
+        return [_client_out(c) for c in await _identity(request).clients.all()]
+
+    @router.post(
+        "/clients/{client_id}/rotate-secret",
+        response_model=ClientSecretRotated,
+        summary="Rotate a service client's secret (shown once); the previous one overlaps",
+        responses={
+            404: {"description": "No such client"},
+            409: {"description": "A previous rotation still overlaps (use force)"},
+        },
+    )
+    async def rotate_client_secret(
+        request: Request,
+        client_id: Annotated[str, PathParam(max_length=64)],
+        body: Annotated[ClientRotationIn | None, Body()] = None,
+        principal: Principal = Security(require, scopes=["keys:admin"]),
+    ) -> JSONResponse:
+        options = body or ClientRotationIn()
+        rotation = await _identity(request).rotate_client_secret(
+            client_id, options.overlap, actor=actor_of(principal), force=options.force
+        )
+        answer = ClientSecretRotated(
+            client_id=rotation.client_id,
+            client_secret=rotation.secret,
+            previous_valid_until=rotation.previous_valid_until,
+        )
+        return JSONResponse(answer.model_dump(), headers=_NO_STORE)
 
     @router.get("/keys", response_model=list[KeyOut], summary="Signing keys and their states")
     async def keys(
