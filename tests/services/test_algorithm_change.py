@@ -305,13 +305,6 @@ def test_next_key_of_the_old_algorithm_never_signs(deployment: Deployment) -> No
     assert stale_kid not in published_kids(deployment)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="identity's KeyStore.rotate refuses a step while any next key is younger than "
-    "key.publish_delay, even a next key of the old algorithm that the step retires; "
-    "it should time only the key rotate() would promote (tokens.next_to_promote)",
-)
 def test_change_right_after_a_publication(deployment: Deployment) -> None:
     """The first step after a change publishes at once, however young the old next key."""
     asyncio.run(bootstrap(deployment.settings("Ed25519")))

@@ -15,7 +15,7 @@ from sqlalchemy import insert, select, update
 
 from .._clock import Clock, system_clock
 from ..storage import Database
-from ..tokens import SigningKey, rotate
+from ..tokens import SigningKey, next_to_promote, rotate
 from ._tables import signing_keys
 from .errors import RotationTooEarlyError
 
@@ -138,11 +138,17 @@ class KeyStore:
             ).all()
             current = [self._open(row) for row in rows]
             now = self._clock()
-            waiting = [key.created_at for key in current if key.state == "next"]
+            # Only the key this step would promote must have been published long enough;
+            # a next key of a previous algorithm is retired by the step, never promoted.
+            promoted = next_to_promote(
+                current,
+                alg=alg,
+                ed25519_alg_name=ed25519_alg_name,  # type: ignore[arg-type]
+            )
             # On a fresh database nothing signs yet, so the first key may start at once.
             serving = any(key.state == "active" for key in current)
-            if waiting and serving and min(waiting) + min_next_age > now:
-                age = now - min(waiting)
+            if promoted is not None and serving and promoted.created_at + min_next_age > now:
+                age = now - promoted.created_at
                 raise RotationTooEarlyError(
                     f"the next key was published {age:.0f} s ago; it may sign after "
                     f"{min_next_age:.0f} s, once every JWKS cache has learned it"
