@@ -110,3 +110,20 @@ def test_services_keep_answering_through_a_database_password_rotation(
                 headers={"Authorization": f"Bearer {token.json()['access_token']}"},
             )
             assert listed.status_code == 200
+            # Each service recorded the rotation on the trail, without the password.
+            admin = {"Authorization": f"Bearer {token.json()['access_token']}"}
+            page = httpx.get(
+                f"{auth.url}/audit/events",
+                params={"action": "secret.rotated", "limit": 50},
+                headers=admin,
+            )
+            assert page.status_code == 200, page.text
+            rotated = [
+                event
+                for event in page.json()["events"]
+                if event["details"].get("kind") == "database_credentials"
+            ]
+            assert {event["service"] for event in rotated} == {"auth", "orders"}
+            assert all(event["details"]["ref"] == REF for event in rotated)
+            assert second[1] not in page.text
+            assert first[1] not in page.text

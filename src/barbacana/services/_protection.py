@@ -192,6 +192,22 @@ class Protection:
                 "the audit keys were sealed with; after a KEK change, move them with "
                 "`barbacana keys rewrap --from-kek-ref OLD_REF`"
             ) from exc
+        if db.rotates:
+            db.on_rotation(self._database_credentials_rotated(db.credentials_ref))
+
+    def _database_credentials_rotated(
+        self, ref: str | None
+    ) -> Callable[[str | None], Awaitable[None]]:
+        async def record(version: str | None) -> None:
+            await self.record(
+                "secret.rotated",
+                actor={"type": "system", "name": "secrets"},
+                outcome="success",
+                resource=f"secret:{ref}",
+                details={"kind": "database_credentials", "ref": ref, "version": version},
+            )
+
+        return record
 
     async def record(
         self,
