@@ -34,7 +34,13 @@ from sqlalchemy import delete, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from ..._clock import Clock, system_clock
-from ...access import Principal, RemoteIdentity, ResourceNotFoundError, require
+from ...access import (
+    ClientCredentials,
+    Principal,
+    RemoteIdentity,
+    ResourceNotFoundError,
+    require,
+)
 from ...errors import BarbacanaError, ConfigurationError, RequestError
 from ...settings import Settings
 from ...storage import Database
@@ -222,14 +228,15 @@ class _Hub:
             )
 
 
-def _client_credentials(settings: Settings) -> tuple[str, str]:
-    secret = settings.client.resolved_secret()
-    if not settings.client.id or secret is None:
+def _client_credentials(settings: Settings) -> ClientCredentials:
+    # Re-read from its file, so chat keeps redeeming tickets across a secret rotation.
+    credentials = ClientCredentials.from_settings(settings.client)
+    if credentials is None:
         raise ConfigurationError(
             "the chat service redeems tickets as a client of the identity service: set "
             "BARBACANA_CLIENT_ID=chat and BARBACANA_CLIENT_SECRET_FILE"
         )
-    return settings.client.id, secret.get_secret_value()
+    return credentials
 
 
 def create_app(
@@ -266,7 +273,7 @@ def create_app(
     remote = RemoteIdentity(settings, client_factory=client_factory)
     policy = CorsPolicy.from_settings(settings.cors)
     identity_client = client_factory(
-        timeout=2.0, auth=httpx.BasicAuth(*_client_credentials(settings))
+        timeout=2.0, auth=_client_credentials(settings)
     )
     identity_tickets = IdentityTickets(settings.tokens.identity_url, identity_client)
     redis_url = settings.redis.url.get_secret_value() if settings.redis.url else None
