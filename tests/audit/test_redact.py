@@ -162,6 +162,7 @@ class TestValues:
             ("login failed password=hunter2 for bob", "hunter2"),
             ('{"client_secret": "cs-998877"}', "cs-998877"),
             ("refresh_token=rt-123456", "rt-123456"),
+            ("robot used brb_0123456789ab_Zx9-Kq_Lm2Np4Rs6", "Zx9-Kq_Lm2Np4Rs6"),
         ],
     )
     def test_secrets_inside_strings(self, redactor: Redactor, text: str, secret: str) -> None:
@@ -172,7 +173,13 @@ class TestValues:
 
     @pytest.mark.parametrize(
         "text",
-        ["the token expired", "invalid_token: signature", "user.created", "GET /orders/42 200"],
+        [
+            "the token expired",
+            "invalid_token: signature",
+            "user.created",
+            "GET /orders/42 200",
+            "brb_0123456789ab",
+        ],
     )
     def test_ordinary_strings_survive(self, redactor: Redactor, text: str) -> None:
         """Prose and codes are left alone."""

@@ -523,6 +523,22 @@ class TestMemory:
             assert [e.seq for e in page] == [3]
 
 
+async def test_resource_kinds_survive_and_what_follows_is_redacted(open_trail) -> None:
+    """``apikey:`` or ``secret:`` names a kind; a credential after it is still cut out."""
+    trail = await open_trail()
+    kept = await trail.record(
+        "secret.rotated", actor=Actor.system(), outcome="success", resource="secret:file://db"
+    )
+    cut = await trail.record(
+        "secret.rotated",
+        actor=Actor.system(),
+        outcome="success",
+        resource="apikey:brb_0123456789ab_Zx9-Kq_Lm2Np4Rs6",
+    )
+    assert kept.resource == "secret:file://db"
+    assert cut.resource == "apikey:brb_0123456789ab_[REDACTED]"
+
+
 async def test_query_text_columns_match(open_trail, db: Database) -> None:
     """The query columns are the hashed event's fields (what verify checks)."""
     trail = await open_trail()
@@ -536,6 +552,7 @@ async def test_query_text_columns_match(open_trail, db: Database) -> None:
             )
         ).one()
     body = json.loads(row.body)
+    assert row.resource == "apikey:key-7"  # a resource kind is not a secret name
     assert (row.action, row.actor_type, row.actor_id, row.resource) == (
         body["action"],
         body["actor"]["type"],

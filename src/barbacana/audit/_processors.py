@@ -13,6 +13,7 @@ the request id and client address are those of the request being audited.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -25,6 +26,9 @@ __all__ = ["Processor", "Redact", "Stamp"]
 
 #: One step of the chain.
 Processor = Callable[[AuditEvent], AuditEvent]
+
+#: The kind before the first ``:`` of a resource (``user``, ``apikey``, ``secret``...).
+_RESOURCE_KIND = re.compile(r"[a-z][a-z0-9_-]{0,31}")
 
 _LIMITS = {"resource": 512, "reason": 256, "request_id": 128, "traceparent": 128, "id": 256}
 
@@ -102,6 +106,16 @@ class Redact:
         def clean(value: str | None, limit: int) -> str | None:
             return None if value is None else _cap(text(value), limit)
 
+        def clean_resource(value: str | None) -> str | None:
+            # "apikey:<id>" and "secret:<ref>" name a kind, not a secret: only what
+            # follows the kind is redacted (a credential there is still cut out).
+            if value is None:
+                return None
+            kind, colon, rest = value.partition(":")
+            if colon and _RESOURCE_KIND.fullmatch(kind):
+                return _cap(f"{kind}:{text(rest)}", _LIMITS["resource"])
+            return clean(value, _LIMITS["resource"])
+
         actor = event.actor
         actor = Actor(
             actor.type,
@@ -111,7 +125,7 @@ class Redact:
         )
         return event.evolve(
             actor=actor,
-            resource=clean(event.resource, _LIMITS["resource"]),
+            resource=clean_resource(event.resource),
             reason=clean(event.reason, _LIMITS["reason"]),
             request_id=clean(event.request_id, _LIMITS["request_id"]),
             traceparent=clean(event.traceparent, _LIMITS["traceparent"]),

@@ -128,6 +128,8 @@ _TEXT_PATTERNS: tuple[tuple[str, str], ...] = (
     ("pem", r"-----BEGIN [A-Z0-9 ]+-----[\s\S]*?(?:-----END [A-Z0-9 ]+-----|\Z)"),
     # HTTP authentication schemes followed by something that looks like a credential.
     ("scheme", rf"(?P<scheme>(?i:\b(?:bearer|basic|digest|negotiate|dpop))\s+){_CRED}"),
+    # Barbacana API keys (brb_<id>_<secret>): the public id stays, the secret goes.
+    ("apikey", r"(?P<apikey>\bbrb_[0-9a-f]{12}_)[A-Za-z0-9_-]{8,}"),
     # user:password@ in URLs.
     ("userinfo", r"(?P<userinfo>\b[A-Za-z][A-Za-z0-9+.-]*://[^/\s:@]*:)[^@\s/]+@"),
     # Secret query or form parameters.
@@ -162,7 +164,7 @@ _PARAM_WORDS = (
 
 def _may_hold_secret(text: str) -> bool:
     """A cheap over-approximation of "one of the patterns could match here"."""
-    if "eyJ" in text or "-----" in text or "://" in text:
+    if "eyJ" in text or "-----" in text or "://" in text or "brb_" in text:
         return True
     lower = text.lower()
     if ("=" in text or ":" in text) and any(word in lower for word in _PARAM_WORDS):
@@ -238,7 +240,7 @@ class Redactor:
         kind = (match.lastgroup or "")[2:]
         if kind == "userinfo":
             return f"{match.group('userinfo')}{REDACTED}@"
-        if kind in ("scheme", "query", "pair", "tokpair"):
+        if kind in ("scheme", "query", "pair", "tokpair", "apikey"):
             return f"{match.group(kind)}{REDACTED}"
         return REDACTED
 

@@ -390,7 +390,6 @@ class Identity:
             resource=f"apikey:{rotation.old.id}",
             details={
                 "kind": "api_key",
-                # Also here: the trail's redactor may mask an ``apikey:`` resource.
                 "key_id": rotation.old.id,
                 "replaced_by": rotation.new.id,
                 "owner": rotation.new.owner_id,
