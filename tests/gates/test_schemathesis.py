@@ -75,13 +75,16 @@ INTERNAL_PATHS = r"^/(introspect$|internal/)"
 #: later request would be a 401 and test nothing), ``/keys/rotate`` steps the
 #: signing keys towards retiring the one that signed the admin's token, and
 #: disabling a user or replacing their roles revokes that user's tokens (the
-#: fuzzer learns the admin's own id from ``/users/me`` and reuses it). They are
-#: fuzzed last, on their own, with a throwaway admin (``test_auth_session_enders``).
+#: fuzzer learns the admin's own id from ``/users/me`` and reuses it); a forced
+#: client-secret rotation with no overlap ends the secret of the service client the
+#: gate and the chat service use. They are fuzzed last, on their own, with a
+#: throwaway admin (``test_auth_session_enders``).
 SESSION_ENDERS = [
     "/logout",
     "/keys/rotate",
     "/users/{user_id}/disable",
     "/users/{user_id}/roles",
+    "/clients/{client_id}/rotate-secret",
 ]
 
 
@@ -354,6 +357,7 @@ def test_auth_session_enders(gate: Gate) -> None:
             ("POST", "/keys/rotate"),
             ("POST", "/users/{user_id}/disable"),
             ("PUT", "/users/{user_id}/roles"),
+            ("POST", "/clients/{client_id}/rotate-secret"),
         ]
     }
 
