@@ -348,7 +348,9 @@ class TestApiKeyRotation:
             [entry] = [k for k in keys if k["id"] == created["id"]]
             return entry if entry["revoked_at"] is not None else None
 
-        eventually(swept, "the old key recorded as revoked")
+        entry = eventually(swept, "the old key recorded as revoked")
+        assert entry["replaced_by"] == rotated["id"]
+        assert entry["retire_at"] is not None
         again = httpx.post(f"{deployment.auth}/apikeys/{created['id']}/rotate", headers=admin)
         problem(again, 404)
 

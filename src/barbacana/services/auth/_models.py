@@ -72,6 +72,10 @@ class ApiKeyOut(BaseModel):
     created_at: float
     expires_at: float | None
     revoked_at: float | None
+    #: The key that replaced this one in a rotation.
+    replaced_by: str | None = None
+    #: When a rotated key stops working (the end of its overlap window).
+    retire_at: float | None = None
 
 
 class ApiKeyCreated(ApiKeyOut):

@@ -612,6 +612,8 @@ def _key_fields(record: Any) -> dict[str, Any]:
         "created_at": record.created_at,
         "expires_at": record.expires_at,
         "revoked_at": record.revoked_at,
+        "replaced_by": record.replaced_by,
+        "retire_at": record.retire_at,
     }
 
 
