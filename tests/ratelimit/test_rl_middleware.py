@@ -232,3 +232,35 @@ class TestKeyChain:
         assert codes == [200, 200, 200, 429, 429]
         async with client(app, peer="2001:db8:1:3::1") as c:
             assert (await c.get("/orders")).status_code == 200
+
+
+class TestNestedRouters:
+    async def test_policy_applies_to_a_route_included_through_nested_prefixes(
+        self, clock: FakeClock
+    ) -> None:
+        """A route in a router included into a router included with a prefix is still
+        limited under its full template (FastAPI keeps only the innermost prefix on
+        the included route itself)."""
+        from fastapi import APIRouter
+
+        inner, outer = APIRouter(prefix="/auth"), APIRouter(prefix="/v1")
+
+        @inner.post("/token")
+        async def token() -> dict[str, str]:
+            return {"access_token": "x"}
+
+        outer.include_router(inner)
+        app = FastAPI()
+        app.include_router(outer)
+        settings = RateLimitSettings(
+            algorithm="fixed_window",
+            policies=[
+                PolicySettings(
+                    name="token", route="/v1/auth/token", methods=["POST"], limits=["2/minute"]
+                )
+            ],
+        )
+        app.add_middleware(RateLimitMiddleware, policies=settings, store=MemoryStore(clock=clock))
+        async with client(app) as c:
+            statuses = [(await c.post("/v1/auth/token")).status_code for _ in range(3)]
+        assert statuses == [200, 200, 429]

@@ -19,10 +19,11 @@ This module imports neither Starlette nor FastAPI: routes are duck-typed.
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable, Iterator, MutableMapping, Sequence
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from typing import Any
 
 from ..web._forwarded import Network, client_address, parse_trusted_proxies
+from ..web._routing import concrete_routes
 from ._base import Decision, Store
 from ._headers import quota_headers
 from ._policy import UNMATCHED, Identity, Policies, address_key, charge
@@ -61,20 +62,9 @@ def route_template(scope: Scope) -> str:
     return _match(routes, scope, "") or UNMATCHED
 
 
-def _concrete(routes: Sequence[Any]) -> Iterator[Any]:
-    """The routes as matched: FastAPI's included routers expanded into their routes."""
-    for route in routes:
-        contexts = getattr(route, "effective_route_contexts", None)
-        if contexts is None:
-            yield route
-            continue
-        for context in contexts():
-            yield context.starlette_route or context.original_route
-
-
 def _match(routes: Sequence[Any], scope: Scope, prefix: str) -> str | None:
     partial = None
-    for route in _concrete(routes):
+    for route in concrete_routes(routes):
         match, child = route.matches(scope)
         if match.value == _FULL:
             path = prefix + getattr(route, "path", "")
