@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import ssl
 import subprocess
 import sys
 import time
@@ -65,7 +66,7 @@ def _ports() -> int:
     return port
 
 
-def _walk(auth: str, orders: str, password: str, verify: str | bool) -> None:
+def _walk(auth: str, orders: str, password: str, verify: ssl.SSLContext | bool) -> None:
     with httpx.Client(verify=verify) as client:
         token = client.post(
             f"{auth}/token",
@@ -97,13 +98,14 @@ def test_up_walkthrough(tmp_path: Path) -> None:
         orders = f"https://127.0.0.1:{port + 1}"
         ca = data_dir / "pki" / "ca.pem"
         assert auth in output and orders in output and f"--cacert {ca}" in output
-        _walk(auth, orders, password.group(1), str(ca))
+        trust = ssl.create_default_context(cafile=ca)
+        _walk(auth, orders, password.group(1), trust)
         # HSTS over HTTPS; an untrusted client cannot even connect.
-        assert "strict-transport-security" in httpx.get(f"{auth}/health", verify=str(ca)).headers
+        assert "strict-transport-security" in httpx.get(f"{auth}/health", verify=trust).headers
         with pytest.raises(httpx.ConnectError):
             httpx.get(f"{auth}/health")
         # Internal endpoints want a client certificate from the internal CA.
-        feed = httpx.get(f"{auth}/internal/revocations", verify=str(ca))
+        feed = httpx.get(f"{auth}/internal/revocations", verify=trust)
         assert feed.status_code == 401 and feed.json()["code"] == "peer_certificate_required"
     finally:
         rest = _stop(process)
@@ -111,7 +113,7 @@ def test_up_walkthrough(tmp_path: Path) -> None:
     assert "stopped" in rest
     for url in (f"https://127.0.0.1:{port}/health", f"https://127.0.0.1:{port + 1}/health"):
         with pytest.raises(httpx.ConnectError):
-            httpx.get(url, timeout=1, verify=str(ca))
+            httpx.get(url, timeout=1, verify=ssl.create_default_context(cafile=ca))
     # Private files: data directory, KEK and client secrets are the user's only.
     assert (data_dir / "secrets").stat().st_mode & 0o077 == 0
     assert (data_dir / "secrets" / "kek").stat().st_mode & 0o077 == 0
