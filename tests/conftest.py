@@ -103,16 +103,21 @@ class ServerThread:
 
     def __init__(self, app: Any, port: int | None = None, **config: Any) -> None:
         self.port = port or free_port()
-        self.config = uvicorn.Config(
-            app,
-            host="127.0.0.1",
-            port=self.port,
-            log_level="warning",
-            lifespan="on",
-            proxy_headers=False,  # forwarded headers are the web layer's business
-            **config,
+        self._serve(
+            uvicorn.Config(
+                app,
+                host="127.0.0.1",
+                port=self.port,
+                log_level="warning",
+                lifespan="on",
+                proxy_headers=False,  # forwarded headers are the web layer's business
+                **config,
+            )
         )
-        self.server = uvicorn.Server(self.config)
+
+    def _serve(self, config: uvicorn.Config) -> None:
+        self.config = config
+        self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
     @property

@@ -281,30 +281,16 @@ class ChatServer(ServerThread):
         super().__init__(app, ws=WebSocketsProtocol, **uvicorn_ws_options(ws))
 
 
-class ConfigThread:
+class ConfigThread(ServerThread):
     """A prepared uvicorn config (TLS from ``serve_config``) served in a background thread."""
 
     def __init__(self, config: uvicorn.Config) -> None:
-        self.config = config
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.port = config.port
+        self._serve(config)
 
     @property
     def url(self) -> str:
-        return f"https://127.0.0.1:{self.config.port}"
-
-    def __enter__(self) -> ConfigThread:
-        self.thread.start()
-        deadline = time.monotonic() + 30
-        while not self.server.started:
-            if not self.thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("server did not start")
-            time.sleep(0.02)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=15)
+        return f"https://127.0.0.1:{self.port}"
 
 
 @contextlib.contextmanager
