@@ -43,6 +43,7 @@ __all__ = [
     "RotationListener",
     "SecretCredentials",
     "parse_credentials",
+    "refused_login",
 ]
 
 logger = logging.getLogger("barbacana.storage")
@@ -182,8 +183,8 @@ class SecretCredentials:
         return f"SecretCredentials(ref={self.ref!r})"
 
 
-def _refused_login(exc: BaseException) -> bool:
-    # SQLSTATE class 28: invalid authorization (bad password, no such role, NOLOGIN).
+def refused_login(exc: BaseException | None) -> bool:
+    """Whether a driver error is SQLSTATE class 28: bad password, no such role, NOLOGIN."""
     return str(getattr(exc, "sqlstate", "") or "").startswith("28")
 
 
@@ -235,7 +236,7 @@ class RotatingLogin:
         try:
             return dialect.connect(*cargs, **_with(cparams, newest))
         except Exception as exc:
-            if fallback is None or fallback.same_as(newest) or not _refused_login(exc):
+            if fallback is None or fallback.same_as(newest) or not refused_login(exc):
                 raise
             try:
                 connection = dialect.connect(*cargs, **_with(cparams, fallback))

@@ -16,7 +16,7 @@ from sqlalchemy.exc import ArgumentError, DataError, DBAPIError, OperationalErro
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from ..errors import ConfigurationError, RequestError, StorageError
-from ._credentials import RotatingLogin, RotationListener, SecretCredentials
+from ._credentials import RotatingLogin, RotationListener, SecretCredentials, refused_login
 
 if TYPE_CHECKING:
     from ..settings import Settings
@@ -80,7 +80,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 def _login_refused(exc: DBAPIError) -> StorageError | None:
     # SQLSTATE class 28 (bad password, unknown role, NOLOGIN) arrives as a bare DBAPIError.
-    if not str(getattr(exc.orig, "sqlstate", "") or "").startswith("28"):
+    if not refused_login(exc.orig):
         return None
     logger.error(
         "the database refused this service's login: check the user and password in "
